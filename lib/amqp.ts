@@ -1,0 +1,211 @@
+/**
+ * The broker connection and the task queue: connect, declare the queue (the one place it is
+ * declared), and open the channels the producer and the worker use.
+ *
+ * @module
+ */
+
+import {
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  connect as amqpConnect,
+} from "amqplib";
+import { AmqpError, brokerReason, replyCode } from "./errors.ts";
+import { displayUrl, parseAmqpUrl } from "./url.ts";
+
+export type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
+
+/** The tutorial's queue name, shared with its Python and Java programs. */
+export const DEFAULT_QUEUE = "task_queue";
+
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions {
+  /**
+   * Heartbeat interval in seconds, so that a dead peer is noticed in seconds rather than the
+   * minutes TCP takes. 0 turns heartbeats off.
+   * @default {15}
+   */
+  heartbeat?: number;
+  /**
+   * How long to wait for the TCP connection and the AMQP handshake, in milliseconds.
+   * @default {10000}
+   */
+  timeout?: number;
+}
+
+/**
+ * Opens a connection to the broker at `url`.
+ *
+ * @throws {TypeError} when `url` is not an amqp:// or amqps:// URL.
+ * @throws {AmqpError} when the broker cannot be reached or refuses the connection; the message
+ * names the address without credentials: `Cannot connect to "amqp://localhost:5672": connection refused`.
+ */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<ChannelModel> {
+  const { heartbeat = 15, timeout = 10_000 } = options;
+  if (!Number.isInteger(heartbeat) || heartbeat < 0) {
+    throw new RangeError(`Invalid heartbeat "${heartbeat}": expected whole seconds, 0 or more`);
+  }
+  const parsed = parseAmqpUrl(url);
+  if (!parsed.searchParams.has("heartbeat")) {
+    parsed.searchParams.set("heartbeat", String(heartbeat));
+  }
+  let connection: ChannelModel;
+  try {
+    // noDelay: Nagle plus delayed ACKs add ~40 ms to every round trip of a one-shot send.
+    connection = await amqpConnect(parsed.href, { noDelay: true, timeout });
+  } catch (error) {
+    throw new AmqpError(
+      `Cannot connect to "${displayUrl(parsed)}": ${connectReason(error, parsed)}`,
+      {
+        cause: error,
+        code: replyCode(error) ?? handshakeCode(error),
+      },
+    );
+  }
+  // Without a listener an "error" event would throw out of the event loop and kill the process;
+  // the "close" event that follows it carries the same error to whoever owns the connection.
+  connection.on("error", () => {});
+  return connection;
+}
+
+function handshakeCode(error: unknown): number | undefined {
+  const match = /\b(\d{3}) \(/.exec(error instanceof Error ? error.message : "");
+  return match ? Number(match[1]) : undefined;
+}
+
+function connectReason(error: unknown, url: URL): string {
+  const code = replyCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `unknown host "${url.hostname}"`;
+  if (code === "ETIMEDOUT" || /timeout|timed out/i.test(message)) return "timed out";
+  if (code === "ECONNRESET") return "connection reset by the broker";
+  if (/ACCESS.REFUSED/.test(message)) {
+    return "access refused (403): wrong user name or password";
+  }
+  if (/ConnectionClose/.test(message)) {
+    const vhost = decodeURIComponent(url.pathname.slice(1)) || "/";
+    return `the broker closed the connection during the handshake: does vhost "${vhost}" exist, and may this user use it?`;
+  }
+  return typeof code === "string" ? `${code}: ${message}` : message;
+}
+
+/** What the broker said about the queue when it was declared. */
+export interface QueueInfo {
+  /** The queue's name. */
+  queue: string;
+  /** Messages ready for delivery. */
+  messageCount: number;
+  /** Consumers attached. */
+  consumerCount: number;
+}
+
+/**
+ * Declares the task queue as the tutorial does: durable, no arguments, so that programs in other
+ * languages declaring `queue_declare('task_queue', durable=True)` share it with ours.
+ *
+ * @throws {AmqpError} with code 406 when the queue exists with other arguments; the channel is
+ * then closed by the broker.
+ */
+export async function declareTaskQueue(channel: Channel, queue: string): Promise<QueueInfo> {
+  validateQueueName(queue);
+  try {
+    return await channel.assertQueue(queue, { durable: true });
+  } catch (error) {
+    throw new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
+      cause: error,
+      code: replyCode(error),
+    });
+  }
+}
+
+/**
+ * Checks that `queue` is a queue name the broker accepts.
+ *
+ * @throws {RangeError} when it is empty, longer than 255 bytes, or starts with `amq.`.
+ */
+export function validateQueueName(queue: string): void {
+  const bytes = new TextEncoder().encode(queue).length;
+  if (bytes === 0 || bytes > 255) {
+    throw new RangeError(`Invalid queue name "${queue}": must be 1 to 255 bytes`);
+  }
+  if (queue.startsWith("amq.")) {
+    throw new RangeError(`Invalid queue name "${queue}": names starting with "amq." are reserved`);
+  }
+}
+
+/** Options for {@linkcode openTaskChannel}. */
+export interface OpenTaskChannelOptions {
+  /**
+   * Open a confirm channel, for publishing.
+   * @default {false}
+   */
+  confirm?: boolean;
+  /**
+   * Called once when the queue exists with other arguments and is used as it is.
+   * @default {() => {}}
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** A channel on which the task queue is known to exist. */
+export interface TaskChannel<C extends Channel> {
+  /** The open channel. */
+  channel: C;
+  /** The queue as the broker reported it. */
+  info: QueueInfo;
+}
+
+/**
+ * Opens a channel and makes sure the task queue exists. If the queue was made by another program
+ * with other arguments (a TTL, another type), it is used as it is: our declaration is dropped for
+ * a passive check, and `onWarning` says so. One round trip when the queue is as we declare it.
+ */
+export async function openTaskChannel(
+  connection: ChannelModel,
+  queue: string,
+  options: OpenTaskChannelOptions & { confirm: true },
+): Promise<TaskChannel<ConfirmChannel>>;
+export async function openTaskChannel(
+  connection: ChannelModel,
+  queue: string,
+  options?: OpenTaskChannelOptions,
+): Promise<TaskChannel<Channel>>;
+export async function openTaskChannel(
+  connection: ChannelModel,
+  queue: string,
+  options: OpenTaskChannelOptions = {},
+): Promise<TaskChannel<Channel>> {
+  const { confirm = false, onWarning = () => {} } = options;
+  const open = async () => {
+    const channel = confirm
+      ? await connection.createConfirmChannel()
+      : await connection.createChannel();
+    // A channel the broker closes emits "error"; unheard, it would kill the process.
+    channel.on("error", () => {});
+    return channel;
+  };
+  const first = await open();
+  try {
+    return { channel: first, info: await declareTaskQueue(first, queue) };
+  } catch (error) {
+    if (!(error instanceof AmqpError) || error.code !== 406) throw error;
+    const second = await open();
+    try {
+      const info = await second.checkQueue(queue);
+      onWarning(
+        `Queue "${queue}" exists with other arguments; using it as it is (${
+          brokerReason(error.cause)
+        })`,
+      );
+      return { channel: second, info };
+    } catch (checkError) {
+      await second.close().catch(() => {});
+      throw new AmqpError(`Cannot use queue "${queue}": ${brokerReason(checkError)}`, {
+        cause: checkError,
+        code: replyCode(checkError),
+      });
+    }
+  }
+}

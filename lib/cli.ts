@@ -1,0 +1,60 @@
+/**
+ * What every entry script does around its real work: parse flags, answer `--help`, and turn
+ * failures into one line on stderr and an exit code (0 ok, 1 runtime failure, 2 usage).
+ *
+ * @module
+ */
+
+import { AmqpError, describeError, UsageError } from "./errors.ts";
+import { type CommandSpec, formatHelp, type ParsedFlags, parseFlags } from "./flags.ts";
+
+/** Exit codes, as documented in the README. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+
+/** Options for {@linkcode runCommand}. */
+export interface RunCommandOptions<C> {
+  /**
+   * Whether the script takes arguments that are not flags.
+   * @default {false}
+   */
+  allowPositionals?: boolean;
+  /** Turns parsed flags into the script's settings; may throw TypeError, RangeError, UsageError. */
+  configure: (flags: ParsedFlags) => C;
+  /** Does the work and returns the exit code. */
+  run: (config: C) => Promise<number>;
+}
+
+/** Runs an entry script's `main`. */
+export async function runCommand<C>(
+  command: CommandSpec,
+  args: readonly string[],
+  options: RunCommandOptions<C>,
+): Promise<number> {
+  let config: C;
+  try {
+    const flags = parseFlags(command.flags, args, {
+      allowPositionals: options.allowPositionals ?? false,
+    });
+    if (flags.values.help === true) {
+      console.log(formatHelp(command));
+      return EXIT.ok;
+    }
+    config = options.configure(flags);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof TypeError || error instanceof RangeError) {
+      console.error(`${describeError(error)}\nUsage: ${command.usage} (see --help)`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+  try {
+    return await options.run(config);
+  } catch (error) {
+    if (error instanceof AmqpError) {
+      console.error(describeError(error));
+    } else {
+      console.error(`Unexpected error: ${describeError(error)}`);
+    }
+    return EXIT.failure;
+  }
+}

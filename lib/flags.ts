@@ -1,0 +1,190 @@
+/**
+ * Command-line flags, defined once: the same definitions parse the arguments, print `--help` and
+ * write the README's flag tables, so the three never drift apart.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+
+/** One flag of an entry script. */
+export interface FlagSpec {
+  /** The long name, without the leading `--`. */
+  name: string;
+  /** Whether the flag takes a value. */
+  kind: "string" | "boolean";
+  /** What the value is called in the help text (`URL`, `N`, `MS`). */
+  valueName?: string;
+  /** The default value, as the user would type it. */
+  default?: string;
+  /** An environment variable that supplies the value when the flag is absent. */
+  env?: string;
+  /** One sentence for the help text and the README. */
+  description: string;
+}
+
+/** What a script knows about itself for `--help`. */
+export interface CommandSpec {
+  /** The usage line, e.g. `deno task send [OPTIONS] [MESSAGE...]`. */
+  usage: string;
+  /** One sentence on what the script does. */
+  summary: string;
+  /** Its flags. */
+  flags: readonly FlagSpec[];
+}
+
+/** Parsed flags: string values by flag name (defaults applied), booleans as `true`/`false`. */
+export interface ParsedFlags {
+  /** The value of every flag, by name. */
+  values: Record<string, string | boolean | undefined>;
+  /** The arguments that are not flags. */
+  positionals: string[];
+}
+
+/** Options for {@linkcode parseFlags}. */
+export interface ParseFlagsOptions {
+  /**
+   * Whether arguments that are not flags are allowed.
+   * @default {false}
+   */
+  allowPositionals?: boolean;
+  /**
+   * Reads an environment variable; tests pass their own.
+   * @default {Deno.env.get}
+   */
+  getEnv?: (name: string) => string | undefined;
+}
+
+/** The flag every script has. */
+export const HELP_FLAG: FlagSpec = {
+  name: "help",
+  kind: "boolean",
+  description: "Show this help and exit.",
+};
+
+/**
+ * Parses `args` strictly: an unknown flag, a missing value or a stray argument is a
+ * {@linkcode UsageError}.
+ */
+export function parseFlags(
+  specs: readonly FlagSpec[],
+  args: readonly string[],
+  options: ParseFlagsOptions = {},
+): ParsedFlags {
+  const { allowPositionals = false, getEnv = (name) => Deno.env.get(name) } = options;
+  const config: Record<string, { type: "string" | "boolean" }> = {};
+  for (const spec of specs) config[spec.name] = { type: spec.kind };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options: config, strict: true, allowPositionals });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? cleanParseError(error.message) : String(error));
+  }
+  const values: Record<string, string | boolean | undefined> = {};
+  for (const spec of specs) {
+    const given = (parsed.values as Record<string, string | boolean | undefined>)[spec.name];
+    if (spec.kind === "boolean") {
+      values[spec.name] = given === true;
+      continue;
+    }
+    const fromEnv = spec.env === undefined ? undefined : getEnv(spec.env);
+    values[spec.name] = given ?? (fromEnv === "" ? undefined : fromEnv) ?? spec.default;
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+// node's messages end with advice on `--` that does not apply to our scripts.
+function cleanParseError(message: string): string {
+  return message.replace(/\. To specify a positional argument.*$/s, "").replace(/\s*\n\s*/g, " ")
+    .replace(/\.$/, "");
+}
+
+/**
+ * Reads an integer flag value.
+ *
+ * @throws {UsageError} when `value` is not a whole number from `min` to `max`.
+ */
+export function parseInteger(
+  name: string,
+  value: string | boolean | undefined,
+  range: { min: number; max?: number },
+): number {
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  const text = String(value ?? "");
+  const number = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(number) || number < range.min || number > max) {
+    const bounds = range.max === undefined
+      ? `a whole number of at least ${range.min}`
+      : `a whole number from ${range.min} to ${max}`;
+    throw new UsageError(`Invalid value "${text}" for --${name}: expected ${bounds}`);
+  }
+  return number;
+}
+
+/** Reads a string flag value that must not be empty. */
+export function requireString(name: string, value: string | boolean | undefined): string {
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new UsageError(`Invalid value for --${name}: must not be empty`);
+  }
+  return value;
+}
+
+function flagLabel(spec: FlagSpec): string {
+  return spec.kind === "string" ? `--${spec.name} ${spec.valueName ?? "VALUE"}` : `--${spec.name}`;
+}
+
+function flagNotes(spec: FlagSpec): string {
+  const notes: string[] = [];
+  if (spec.env !== undefined) notes.push(`env ${spec.env}`);
+  if (spec.default !== undefined) notes.push(`default ${spec.default}`);
+  return notes.length === 0 ? "" : ` (${notes.join("; ")})`;
+}
+
+/** The `--help` text. */
+export function formatHelp(command: CommandSpec): string {
+  const labels = command.flags.map(flagLabel);
+  const width = Math.max(...labels.map((label) => label.length));
+  const lines = command.flags.map((spec, i) =>
+    `  ${labels[i]!.padEnd(width)}  ${spec.description}${flagNotes(spec)}`
+  );
+  return `${command.summary}\n\nUsage: ${command.usage}\n\nOptions:\n${lines.join("\n")}\n`;
+}
+
+/** The README's markdown table of a script's flags. */
+export function formatFlagTable(flags: readonly FlagSpec[]): string {
+  const rows = flags.map((spec) => {
+    const env = spec.env === undefined ? "" : `\`${spec.env}\``;
+    const fallback = spec.default === undefined ? "" : `\`${spec.default}\``;
+    return `| \`${flagLabel(spec)}\` | ${env} | ${fallback} | ${spec.description} |`;
+  });
+  return ["| Flag | Env | Default | Meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
+}
+
+/** `--url`: where the broker is. */
+export const URL_FLAG: FlagSpec = {
+  name: "url",
+  kind: "string",
+  valueName: "URL",
+  env: "AMQP_URL",
+  default: "amqp://localhost:5672",
+  description: "Broker address, amqp://user:pass@host:port/vhost (amqps:// for TLS).",
+};
+
+/** `--queue`: the task queue's name. */
+export const QUEUE_FLAG: FlagSpec = {
+  name: "queue",
+  kind: "string",
+  valueName: "NAME",
+  default: "task_queue",
+  description: "Name of the durable task queue.",
+};
+
+/** `--heartbeat`: seconds between AMQP heartbeats. */
+export const HEARTBEAT_FLAG: FlagSpec = {
+  name: "heartbeat",
+  kind: "string",
+  valueName: "SECONDS",
+  default: "15",
+  description: "Heartbeat interval; a dead broker or network is noticed within about twice this.",
+};

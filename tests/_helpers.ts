@@ -1,0 +1,301 @@
+/**
+ * Test helpers: the entry scripts as real processes, a real broker connection, queue names of
+ * their own, and waits bounded by deadlines.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type ChannelModel, connect } from "../lib/amqp.ts";
+
+/** The broker the tests use. */
+export const BROKER_URL = Deno.env.get("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
+
+const ROOT = new URL("../", import.meta.url);
+
+/** The permissions an entry script asks for in its shebang line: the ones it really runs with. */
+export function scriptPermissions(script: string): string[] {
+  const first = Deno.readTextFileSync(new URL(script, ROOT)).split("\n", 1)[0] ?? "";
+  const match = /^#!\/usr\/bin\/env -S deno run (.*)$/.exec(first);
+  if (!match?.[1]) throw new Error(`${script} has no "deno run" shebang`);
+  return match[1].trim().split(/\s+/);
+}
+
+/** A queue name no other test uses. */
+export function uniqueQueue(label: string): string {
+  return `test_${label}_${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** Options for {@linkcode startScript} and {@linkcode runScript}. */
+export interface ScriptOptions {
+  /** Extra environment variables. AMQP_URL is set to the test broker unless given. */
+  env?: Record<string, string>;
+  /** Text for the script's stdin. */
+  stdin?: string;
+}
+
+/** Milliseconds a test waits for something before failing. */
+export const DEADLINE_MS = 20_000;
+
+/** An entry script running as its own process, with its output collected line by line. */
+export class ScriptProcess implements AsyncDisposable {
+  /** Lines printed to stdout so far. */
+  readonly stdout: string[] = [];
+  /** Lines printed to stderr so far. */
+  readonly stderr: string[] = [];
+  readonly name: string;
+  #child: Deno.ChildProcess;
+  #waiters = new Set<() => void>();
+  #reading: Promise<unknown>;
+  #status: Promise<Deno.CommandStatus>;
+  #exited = false;
+
+  constructor(name: string, child: Deno.ChildProcess, stdin?: string) {
+    this.name = name;
+    this.#child = child;
+    this.#reading = Promise.all([
+      this.#collect(child.stdout, this.stdout),
+      this.#collect(child.stderr, this.stderr),
+      this.#feed(stdin),
+    ]);
+    this.#status = child.status.then((status) => {
+      this.#exited = true;
+      this.#notify();
+      return status;
+    });
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  async #feed(stdin: string | undefined): Promise<void> {
+    const writer = this.#child.stdin.getWriter();
+    try {
+      if (stdin !== undefined) await writer.write(new TextEncoder().encode(stdin));
+      await writer.close();
+    } catch {
+      // The process may exit before reading its input.
+    }
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+    let rest = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      into.push(...parts);
+      this.#notify();
+    }
+    if (rest !== "") into.push(rest);
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const wake of this.#waiters) wake();
+  }
+
+  /** Lines on stdout matching `pattern`. */
+  matching(pattern: RegExp): string[] {
+    return this.stdout.filter((line) => pattern.test(line));
+  }
+
+  /** Waits until `count` stdout lines match `pattern`; fails after `timeout` ms. */
+  async waitForLines(pattern: RegExp, count = 1, timeout = DEADLINE_MS): Promise<string[]> {
+    const deadline = Date.now() + timeout;
+    while (this.matching(pattern).length < count) {
+      if (this.#exited) {
+        await this.#reading;
+        if (this.matching(pattern).length >= count) break;
+        throw new Error(`${this.name} exited before printing ${pattern}: ${this.transcript()}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `${this.name}: no ${count} lines ${pattern} in ${timeout} ms: ${this.transcript()}`,
+        );
+      }
+      const { promise, resolve } = Promise.withResolvers<void>();
+      this.#waiters.add(resolve);
+      const ac = new AbortController();
+      await Promise.race([
+        promise,
+        sleep(Math.min(left, 200), undefined, { signal: ac.signal }).catch(() => {}),
+      ]);
+      ac.abort();
+      this.#waiters.delete(resolve);
+    }
+    return this.matching(pattern);
+  }
+
+  /** Sends `signal` to the process (ignored if it has exited). */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  }
+
+  /** Waits for the process to exit and its output to be read; fails after `timeout` ms. */
+  async status(timeout = DEADLINE_MS): Promise<Deno.CommandStatus> {
+    const ac = new AbortController();
+    const timer = sleep(timeout, undefined, { signal: ac.signal }).catch(() => undefined);
+    const result = await Promise.race([this.#status, timer]);
+    ac.abort();
+    if (result === undefined) {
+      throw new Error(`${this.name} did not exit within ${timeout} ms: ${this.transcript()}`);
+    }
+    await this.#reading;
+    return result;
+  }
+
+  /** What the process printed, for failure messages. */
+  transcript(): string {
+    return `\n--- ${this.name} stdout\n${this.stdout.join("\n")}\n--- stderr\n${
+      this.stderr.join("\n")
+    }`;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.kill("SIGKILL");
+    await this.status();
+  }
+}
+
+/** Starts `script` (e.g. "worker.ts") with the permissions of its shebang. */
+export function startScript(
+  script: string,
+  args: string[],
+  options: ScriptOptions = {},
+): ScriptProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...scriptPermissions(script), script, ...args],
+    cwd: ROOT,
+    env: { AMQP_URL: BROKER_URL, NO_COLOR: "1", ...options.env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return new ScriptProcess(`${script} ${args.join(" ")}`, child, options.stdin);
+}
+
+/** What a finished script printed and how it exited. */
+export interface ScriptResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `script` to completion. */
+export async function runScript(
+  script: string,
+  args: string[],
+  options: ScriptOptions = {},
+): Promise<ScriptResult> {
+  const process = startScript(script, args, options);
+  const { code } = await process.status();
+  return { code, stdout: process.stdout.join("\n"), stderr: process.stderr.join("\n") };
+}
+
+/** Starts a worker and waits until it consumes. */
+export async function startWorker(queue: string, args: string[] = []): Promise<ScriptProcess> {
+  const worker = startScript("worker.ts", ["--queue", queue, ...args]);
+  await worker.waitForLines(/Waiting for messages/);
+  return worker;
+}
+
+/** A connection of the test's own to the broker, closed on dispose. */
+export interface Broker extends AsyncDisposable {
+  connection: ChannelModel;
+  /** Publishes tasks straight to an existing `queue`, confirmed. */
+  publish(queue: string, ...bodies: string[]): Promise<void>;
+  /** Ready messages in `queue` (a passive declare). */
+  ready(queue: string): Promise<number>;
+  /** Deletes queues; part of every test's cleanup. */
+  deleteQueues(...queues: string[]): Promise<void>;
+}
+
+/** Opens a broker connection for a test. */
+export async function openBroker(): Promise<Broker> {
+  const connection = await connect(BROKER_URL);
+  const channel = await connection.createConfirmChannel();
+  channel.on("error", () => {});
+  return {
+    connection,
+    async publish(queue, ...bodies) {
+      for (const body of bodies) {
+        channel.sendToQueue(queue, Buffer.from(body), {
+          persistent: true,
+          messageId: crypto.randomUUID(),
+        });
+      }
+      await channel.waitForConfirms();
+    },
+    async ready(queue) {
+      const probe = await connection.createChannel();
+      probe.on("error", () => {});
+      try {
+        return (await probe.checkQueue(queue)).messageCount;
+      } finally {
+        await probe.close().catch(() => {});
+      }
+    },
+    async deleteQueues(...queues) {
+      const cleaner = await connection.createChannel();
+      cleaner.on("error", () => {});
+      for (const queue of queues) await cleaner.deleteQueue(queue);
+      await cleaner.close();
+    },
+    async [Symbol.asyncDispose]() {
+      await channel.close().catch(() => {});
+      await connection.close().catch(() => {});
+    },
+  };
+}
+
+/** Counts from the broker itself, including unacked messages, which AMQP does not report. */
+export interface QueueCounts {
+  ready: number;
+  unacked: number;
+  consumers: number;
+}
+
+/** Asks `rabbitmqctl` for a queue's counts; undefined when the queue does not exist. */
+export async function queueCounts(queue: string): Promise<QueueCounts | undefined> {
+  const { stdout, success, stderr } = await new Deno.Command("rabbitmqctl", {
+    args: [
+      "list_queues",
+      "-q",
+      "--formatter",
+      "json",
+      "name",
+      "messages_ready",
+      "messages_unacknowledged",
+      "consumers",
+    ],
+  }).output();
+  if (!success) throw new Error(`rabbitmqctl failed: ${new TextDecoder().decode(stderr)}`);
+  const rows = JSON.parse(new TextDecoder().decode(stdout)) as Array<Record<string, unknown>>;
+  const row = rows.find((r) => r.name === queue);
+  if (!row) return undefined;
+  return {
+    ready: Number(row.messages_ready),
+    unacked: Number(row.messages_unacknowledged),
+    consumers: Number(row.consumers),
+  };
+}
+
+/** Polls `check` until it returns true; fails with `what` after `timeout` ms. */
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeout = DEADLINE_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
