@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { formatFlagTable } from "../lib/flags.ts";
+import { DOCUMENTED_COMMANDS } from "../tools/readme.ts";
+import { scriptPermissions } from "./_helpers.ts";
+
+const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+const DENO_JSON = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))) as {
+  tasks: Record<string, string>;
+};
+
+// deno fmt pads table cells; compare the cells, not the padding.
+function cells(table: string): string[][] {
+  return table.trim().split("\n")
+    .filter((line) => !/^\|[\s|:-]+\|$/.test(line))
+    .map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim()));
+}
+
+Deno.test("README flag tables match the flags the scripts define (run `deno task readme`)", () => {
+  for (const [name, command] of Object.entries(DOCUMENTED_COMMANDS)) {
+    const block = new RegExp(`<!-- flags:${name} -->([\\s\\S]*?)<!-- /flags:${name} -->`).exec(
+      README,
+    );
+    assert.ok(block?.[1], `README.md has a flag table for ${name}`);
+    assert.deepEqual(cells(block[1]), cells(formatFlagTable(command.flags)), `flags of ${name}`);
+  }
+});
+
+Deno.test("every `deno task` the README mentions exists in deno.json", () => {
+  const mentioned = new Set([...README.matchAll(/deno task ([a-z-]+)/g)].map((m) => m[1]!));
+  assert.ok(mentioned.size >= 4);
+  for (const task of mentioned) assert.ok(task in DENO_JSON.tasks, `deno task ${task}`);
+});
+
+Deno.test("deno.json runs each entry script with exactly the permissions of its shebang", () => {
+  for (
+    const [task, script] of [["worker", "worker.ts"], ["send", "new_task.ts"], ["demo", "demo.ts"]]
+  ) {
+    const command = DENO_JSON.tasks[task!];
+    assert.ok(command, `task ${task}`);
+    assert.equal(command, `deno run ${scriptPermissions(script!).join(" ")} ${script}`);
+  }
+});
