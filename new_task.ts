@@ -28,6 +28,7 @@ import {
 } from "./lib/flags.ts";
 import { TaskPublisher } from "./lib/publisher.ts";
 import { parseAmqpUrl } from "./lib/url.ts";
+import { UsageError } from "./lib/errors.ts";
 import { validateQueueName } from "./lib/amqp.ts";
 
 /** The producer's command line. */
@@ -69,7 +70,7 @@ export function main(args: string[]): Promise<number> {
       return {
         url,
         queue,
-        message: positionals.length > 0 ? positionals.join(" ") : "Hello World!",
+        message: taskMessage(positionals),
         confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], { min: 1 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
       };
@@ -77,8 +78,14 @@ export function main(args: string[]): Promise<number> {
     async run(config) {
       const connection = await connect(config.url, { heartbeat: config.heartbeat });
       try {
+        let toldBlocked = false;
         const publisher = await TaskPublisher.open(connection, config.queue, {
           onWarning: (line) => console.error(line),
+          onBlocked: (reason) => {
+            if (toldBlocked) return;
+            toldBlocked = true;
+            console.error(`The broker is blocking publishers (${reason}); waiting until it stops`);
+          },
         });
         await publisher.publish(config.message, { confirmTimeout: config.confirmTimeout });
         console.log(` [x] Sent '${config.message}'`);
@@ -88,6 +95,14 @@ export function main(args: string[]): Promise<number> {
       return EXIT.ok;
     },
   });
+}
+
+/** The task body: the words joined by spaces, or the tutorial's "Hello World!" for none. */
+export function taskMessage(words: readonly string[]): string {
+  if (words.length === 0) return "Hello World!";
+  const message = words.join(" ");
+  if (message.trim() === "") throw new UsageError("Empty message: nothing to send");
+  return message;
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);

@@ -20,9 +20,9 @@
  * @module
  */
 
-import { connect, validateQueueName } from "./lib/amqp.ts";
+import { validateQueueName } from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
-import { runWorker } from "./lib/consumer.ts";
+import { runWorker, type WorkerEvent } from "./lib/consumer.ts";
 import { fakeWork } from "./lib/fake_work.ts";
 import {
   type CommandSpec,
@@ -105,25 +105,42 @@ export function main(args: string[]): Promise<number> {
           Deno.exit(EXIT.interrupted);
         },
       });
-      const connection = await connect(config.url, { heartbeat: config.heartbeat });
-      try {
-        await runWorker(connection, config.queue, async (task) => {
-          const body = task.body.toString();
-          console.log(` [x] Received '${body}'`);
-          await fakeWork(body, { dotMs: config.dotMs });
-          console.log(" [x] Done");
-        }, {
-          prefetch: config.prefetch,
-          signal: stop.signal,
-          onReady: () => console.log(" [*] Waiting for messages. To exit press CTRL+C"),
-          onWarning: (line) => console.error(line),
-        });
-      } finally {
-        await connection.close().catch(() => {});
-      }
+      await runWorker(config.url, async (task) => {
+        const body = task.body.toString();
+        console.log(` [x] Received '${body}'`);
+        await fakeWork(body, { dotMs: config.dotMs });
+        console.log(" [x] Done");
+      }, {
+        queue: config.queue,
+        prefetch: config.prefetch,
+        heartbeat: config.heartbeat,
+        signal: stop.signal,
+        onReady: () => console.log(" [*] Waiting for messages. To exit press CTRL+C"),
+        onEvent: (event) => console.error(describeEvent(event)),
+      });
       return EXIT.ok;
     },
   });
+}
+
+/** The log line for a worker event. */
+export function describeEvent(event: WorkerEvent): string {
+  switch (event.type) {
+    case "warning":
+      return event.message;
+    case "connection_lost":
+      return `Lost the connection to the broker (${event.reason}); reconnecting`;
+    case "reconnecting":
+      return `Reconnecting (attempt ${event.attempt}) in ${event.delay} ms: ${event.reason}`;
+    case "reconnected":
+      return "Reconnected; consuming again";
+    case "channel_lost":
+      return `The broker closed the channel (${event.reason}); opening a new one`;
+    case "consumer_cancelled":
+      return "The broker cancelled the consumer (queue deleted?); declaring the queue again";
+    case "stale_delivery":
+      return `Task ${event.id} finished after its channel was lost; the broker will redeliver it`;
+  }
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);

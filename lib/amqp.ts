@@ -10,14 +10,34 @@ import {
   type ChannelModel,
   type ConfirmChannel,
   connect as amqpConnect,
+  type RecoveringChannelModel,
 } from "amqplib";
-import { AmqpError, brokerReason, replyCode } from "./errors.ts";
+import { AmqpError, brokerReason, describeError, replyCode } from "./errors.ts";
 import { displayUrl, parseAmqpUrl } from "./url.ts";
 
-export type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
+export type {
+  Channel,
+  ChannelModel,
+  ConfirmChannel,
+  ConsumeMessage,
+  RecoveringChannelModel,
+} from "amqplib";
 
 /** The tutorial's queue name, shared with its Python and Java programs. */
 export const DEFAULT_QUEUE = "task_queue";
+
+/** What can open channels: a plain connection or a recovering one. */
+export type ChannelOpener = Pick<ChannelModel, "createChannel" | "createConfirmChannel">;
+
+/** A reconnect that is about to happen, for logging. */
+export interface ReconnectInfo {
+  /** 1 for the first attempt after a drop. */
+  attempt: number;
+  /** Milliseconds until the attempt. */
+  delay: number;
+  /** Why the last attempt or the connection failed, one line, no credentials. */
+  reason: string;
+}
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions {
@@ -32,29 +52,101 @@ export interface ConnectOptions {
    * @default {10000}
    */
   timeout?: number;
+  /**
+   * Attempts at the first connection before giving up. Errors that another attempt cannot fix
+   * (wrong password, unknown vhost or host) end the attempts at once.
+   * @default {3}
+   */
+  attempts?: number;
+  /**
+   * Reconnect forever when an established connection drops (a worker); otherwise a drop is
+   * final (a one-shot producer).
+   * @default {false}
+   */
+  recover?: boolean;
+  /**
+   * Runs on every new connection before it is handed out; if it throws, the connection is
+   * closed and the attempt counts as failed. A worker starts consuming here.
+   * @default {undefined}
+   */
+  setup?: (connection: ChannelModel) => Promise<void>;
+  /**
+   * Called before each reconnect attempt after a drop.
+   * @default {() => {}}
+   */
+  onReconnecting?: (info: ReconnectInfo) => void;
+}
+
+// The first reconnect waits ~100 ms, then doubles per attempt up to ~10 s, with ±20% jitter so
+// that many workers do not reconnect in lockstep.
+const INITIAL_DELAY_MS = 100;
+const MAX_DELAY_MS = 10_000;
+
+/** Milliseconds to wait before reconnect attempt `attempt` (1, 2, ...). */
+export function reconnectDelay(attempt: number): number {
+  const base = Math.min(MAX_DELAY_MS / 1.2, INITIAL_DELAY_MS * 2 ** (attempt - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
 /**
- * Opens a connection to the broker at `url`.
+ * Opens a connection to the broker at `url` with amqplib's connection recovery: with `recover`,
+ * a dropped connection reconnects by itself and runs `setup` again.
  *
  * @throws {TypeError} when `url` is not an amqp:// or amqps:// URL.
  * @throws {AmqpError} when the broker cannot be reached or refuses the connection; the message
  * names the address without credentials: `Cannot connect to "amqp://localhost:5672": connection refused`.
  */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<ChannelModel> {
-  const { heartbeat = 15, timeout = 10_000 } = options;
+export async function connect(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<RecoveringChannelModel> {
+  const {
+    heartbeat = 15,
+    timeout = 10_000,
+    attempts = 3,
+    recover = false,
+    setup,
+    onReconnecting = () => {},
+  } = options;
   if (!Number.isInteger(heartbeat) || heartbeat < 0) {
     throw new RangeError(`Invalid heartbeat "${heartbeat}": expected whole seconds, 0 or more`);
+  }
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new RangeError(`Invalid attempts "${attempts}": expected a whole number of at least 1`);
   }
   const parsed = parseAmqpUrl(url);
   if (!parsed.searchParams.has("heartbeat")) {
     parsed.searchParams.set("heartbeat", String(heartbeat));
   }
-  let connection: ChannelModel;
-  try {
+  let lastError: unknown;
+  let connected = false;
+  const connection = await amqpConnect(parsed.href, {
     // noDelay: Nagle plus delayed ACKs add ~40 ms to every round trip of a one-shot send.
-    connection = await amqpConnect(parsed.href, { noDelay: true, timeout });
+    noDelay: true,
+    timeout,
+    recovery: {
+      waitForConnect: false,
+      initialMaxRetries: attempts - 1,
+      maxRetries: recover ? Infinity : 0,
+      calculateDelay(attempt: number) {
+        // Thrown here, the error ends recovery and becomes the reason the first connect failed.
+        if (!connected && isFinal(lastError)) throw lastError;
+        const delay = reconnectDelay(attempt);
+        if (connected) onReconnecting({ attempt, delay, reason: describeError(lastError) });
+        return delay;
+      },
+      ...(setup ? { setup } : {}),
+    },
+  });
+  connection.on("connect-failed", (error: unknown) => lastError = error);
+  connection.on("disconnect", (error: unknown) => lastError = error);
+  // Without a listener an "error" event would throw out of the event loop and kill the process;
+  // "disconnect" carries the same error to whoever owns the connection.
+  connection.on("error", () => {});
+  try {
+    await connection.waitForConnect();
   } catch (error) {
+    await connection.close().catch(() => {});
     throw new AmqpError(
       `Cannot connect to "${displayUrl(parsed)}": ${connectReason(error, parsed)}`,
       {
@@ -63,10 +155,17 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       },
     );
   }
-  // Without a listener an "error" event would throw out of the event loop and kill the process;
-  // the "close" event that follows it carries the same error to whoever owns the connection.
-  connection.on("error", () => {});
+  connected = true;
   return connection;
+}
+
+// Another attempt cannot fix a wrong password, an unknown vhost or host, or a failing setup.
+function isFinal(error: unknown): boolean {
+  if (error instanceof AmqpError || error instanceof TypeError || error instanceof RangeError) {
+    return true;
+  }
+  const message = error instanceof Error ? error.message : "";
+  return replyCode(error) === "ENOTFOUND" || /ACCESS.REFUSED|ConnectionClose/.test(message);
 }
 
 function handshakeCode(error: unknown): number | undefined {
@@ -163,17 +262,17 @@ export interface TaskChannel<C extends Channel> {
  * a passive check, and `onWarning` says so. One round trip when the queue is as we declare it.
  */
 export async function openTaskChannel(
-  connection: ChannelModel,
+  connection: ChannelOpener,
   queue: string,
   options: OpenTaskChannelOptions & { confirm: true },
 ): Promise<TaskChannel<ConfirmChannel>>;
 export async function openTaskChannel(
-  connection: ChannelModel,
+  connection: ChannelOpener,
   queue: string,
   options?: OpenTaskChannelOptions,
 ): Promise<TaskChannel<Channel>>;
 export async function openTaskChannel(
-  connection: ChannelModel,
+  connection: ChannelOpener,
   queue: string,
   options: OpenTaskChannelOptions = {},
 ): Promise<TaskChannel<Channel>> {

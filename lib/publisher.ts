@@ -6,13 +6,15 @@
  */
 
 import { Buffer } from "node:buffer";
+import type { EventEmitter } from "node:events";
 import {
   type ChannelModel,
+  type ChannelOpener,
   type ConfirmChannel,
   openTaskChannel,
   type OpenTaskChannelOptions,
 } from "./amqp.ts";
-import { AmqpError } from "./errors.ts";
+import { AmqpError, brokerReason } from "./errors.ts";
 
 /** Options for {@linkcode TaskPublisher.publish}. */
 export interface PublishOptions {
@@ -33,12 +35,34 @@ export interface PublishOptions {
   signal?: AbortSignal;
 }
 
+/** Options for {@linkcode TaskPublisher.open}. */
+export interface OpenPublisherOptions extends OpenTaskChannelOptions {
+  /**
+   * Called once each time the broker starts blocking publishers (memory or disk alarm), with
+   * its reason. Confirm timeouts do not run while blocked: the task waits, it is not dropped.
+   * @default {() => {}}
+   */
+  onBlocked?: (reason: string) => void;
+}
+
+/** Anything that reports `blocked` / `unblocked` (a connection). */
+type BlockingSource = Pick<EventEmitter, "on" | "off">;
+
+interface Pending {
+  arm(): void;
+  disarm(): void;
+}
+
 /** Publishes tasks to one queue on a confirm channel. */
 export class TaskPublisher {
   /** The queue tasks go to. */
   readonly queue: string;
   #channel: ConfirmChannel;
-  #returned = new Map<string, string>();
+  #returned = new Set<string>();
+  #pending = new Set<Pending>();
+  #blocked = false;
+  #closeReason: string | undefined;
+  #unlisten: () => void = () => {};
 
   /** Wraps a confirm channel on which `queue` has been declared. */
   constructor(channel: ConfirmChannel, queue: string) {
@@ -48,20 +72,41 @@ export class TaskPublisher {
     // callback can tell a routed task from an unroutable one.
     channel.on("return", (message) => {
       const id = message.properties.messageId;
-      if (typeof id === "string") {
-        this.#returned.set(id, `${message.fields.routingKey}`);
-      }
+      if (typeof id === "string") this.#returned.add(id);
     });
+    // Why the broker closed the channel (a message over its size limit, say) is only told here.
+    channel.on("error", (error: unknown) => this.#closeReason = brokerReason(error));
   }
 
   /** Opens a confirm channel on `connection` and declares `queue`. */
   static async open(
-    connection: ChannelModel,
+    connection: ChannelOpener & BlockingSource,
     queue: string,
-    options: OpenTaskChannelOptions = {},
+    options: OpenPublisherOptions = {},
   ): Promise<TaskPublisher> {
-    const { channel } = await openTaskChannel(connection, queue, { ...options, confirm: true });
-    return new TaskPublisher(channel, queue);
+    const { onBlocked = () => {}, ...channelOptions } = options;
+    const { channel } = await openTaskChannel(connection, queue, {
+      ...channelOptions,
+      confirm: true,
+    });
+    const publisher = new TaskPublisher(channel, queue);
+    const blocked = (reason: string) => {
+      publisher.#setBlocked(true);
+      onBlocked(reason);
+    };
+    const unblocked = () => publisher.#setBlocked(false);
+    connection.on("blocked", blocked);
+    connection.on("unblocked", unblocked);
+    publisher.#unlisten = () => {
+      connection.off("blocked", blocked);
+      connection.off("unblocked", unblocked);
+    };
+    return publisher;
+  }
+
+  #setBlocked(blocked: boolean): void {
+    this.#blocked = blocked;
+    for (const pending of this.#pending) blocked ? pending.disarm() : pending.arm();
   }
 
   /**
@@ -78,21 +123,33 @@ export class TaskPublisher {
       );
     }
     signal?.throwIfAborted();
-    const content = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
+    const content = Buffer.from(body);
     return new Promise<string>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const pending: Pending = {
+        arm: () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            finish(
+              new AmqpError(
+                `Task ${id} was not confirmed by the broker within ${confirmTimeout} ms`,
+              ),
+            );
+          }, confirmTimeout);
+        },
+        disarm: () => clearTimeout(timer),
+      };
       const finish = (error?: unknown) => {
-        clearTimeout(timer);
+        pending.disarm();
+        this.#pending.delete(pending);
         signal?.removeEventListener("abort", onAbort);
         if (error === undefined) resolve(id);
         else reject(error);
       };
       const onAbort = () => finish(signal?.reason);
-      const timer = setTimeout(() => {
-        finish(
-          new AmqpError(`Task ${id} was not confirmed by the broker within ${confirmTimeout} ms`),
-        );
-      }, confirmTimeout);
       signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pending.add(pending);
+      if (!this.#blocked) pending.arm();
       const properties = {
         persistent: true,
         mandatory: true,
@@ -101,29 +158,32 @@ export class TaskPublisher {
       };
       try {
         this.#channel.sendToQueue(this.queue, content, properties, (error) => {
-          if (error) {
-            const why = String(error?.message ?? error).includes("nack")
-              ? "the broker refused it (nack)"
-              : String(error?.message ?? error);
-            finish(new AmqpError(`Task ${id} was not sent: ${why}`, { cause: error }));
-          } else if (this.#returned.delete(id)) {
+          if (error) finish(this.#notSent(id, error));
+          else if (this.#returned.delete(id)) {
             finish(
               new AmqpError(`Task ${id} was not sent: no queue "${this.queue}" to route it to`),
             );
-          } else {
-            finish();
-          }
+          } else finish();
         });
       } catch (error) {
-        finish(
-          new AmqpError(`Task ${id} was not sent: ${(error as Error).message}`, { cause: error }),
-        );
+        finish(this.#notSent(id, error));
       }
     });
   }
 
+  #notSent(id: string, error: unknown): AmqpError {
+    const message = error instanceof Error ? error.message : String(error);
+    const why = /nack/i.test(message)
+      ? "the broker refused it (nack)"
+      : this.#closeReason
+      ? `the broker closed the channel: ${this.#closeReason}`
+      : message;
+    return new AmqpError(`Task ${id} was not sent: ${why}`, { cause: error });
+  }
+
   /** Closes the channel; confirms still outstanding are failed by amqplib. */
   async close(): Promise<void> {
+    this.#unlisten();
     await this.#channel.close().catch(() => {});
   }
 }

@@ -7,7 +7,7 @@
 
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ChannelModel, connect } from "../lib/amqp.ts";
+import { connect, type RecoveringChannelModel } from "../lib/amqp.ts";
 
 /** The broker the tests use. */
 export const BROKER_URL = Deno.env.get("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -208,7 +208,7 @@ export async function startWorker(queue: string, args: string[] = []): Promise<S
 
 /** A connection of the test's own to the broker, closed on dispose. */
 export interface Broker extends AsyncDisposable {
-  connection: ChannelModel;
+  connection: RecoveringChannelModel;
   /** Publishes tasks straight to an existing `queue`, confirmed. */
   publish(queue: string, ...bodies: string[]): Promise<void>;
   /** Ready messages in `queue` (a passive declare). */
