@@ -296,7 +296,7 @@ export async function openTaskChannel(
       onWarning(
         `Queue "${queue}" exists with other arguments; using it as it is (${
           brokerReason(error.cause)
-        })`,
+        }). To have it declared as the tutorial does, delete it: rabbitmqctl delete_queue ${queue}`,
       );
       return { channel: second, info };
     } catch (checkError) {

@@ -22,11 +22,11 @@ export function parseAmqpUrl(url: string): URL {
   }
   if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
     throw new TypeError(
-      `Invalid broker URL "${displayUrl(parsed)}": the scheme must be amqp:// or amqps://`,
+      `Invalid broker URL "${redactSecrets(url)}": the scheme must be amqp:// or amqps://`,
     );
   }
   if (parsed.hostname === "") {
-    throw new TypeError(`Invalid broker URL "${displayUrl(parsed)}": no host`);
+    throw new TypeError(`Invalid broker URL "${redactSecrets(url)}": no host`);
   }
   return parsed;
 }

@@ -1,0 +1,80 @@
+/**
+ * Changes to the shared broker for fault tests, each paired with its undo. Tests that use these
+ * run serially (deno test runs files one after another, and tests in a file in order) and
+ * restore the broker in `finally`.
+ *
+ * @module
+ */
+
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** Runs `rabbitmqctl` with `args` and returns its stdout; throws on failure. */
+export async function rabbitmqctl(...args: string[]): Promise<string> {
+  const { success, stdout, stderr } = await new Deno.Command("rabbitmqctl", { args }).output();
+  const text = new TextDecoder().decode(stdout).trim();
+  if (!success) {
+    throw new Error(`rabbitmqctl ${args.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
+  }
+  return text;
+}
+
+/** Evaluates an Erlang expression on the broker node. */
+export function brokerEval(expression: string): Promise<string> {
+  return rabbitmqctl("eval", expression);
+}
+
+/** Sets a `rabbit` application setting for the duration of `fn`, then restores it. */
+export async function withBrokerSetting<T>(
+  key: string,
+  value: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const before = await brokerEval(`application:get_env(rabbit, ${key}).`);
+  await brokerEval(`application:set_env(rabbit, ${key}, ${value}).`);
+  try {
+    return await fn();
+  } finally {
+    const match = /^\{ok,(.*)\}$/s.exec(before);
+    await brokerEval(
+      match
+        ? `application:set_env(rabbit, ${key}, ${match[1]}).`
+        : `application:unset_env(rabbit, ${key}).`,
+    );
+  }
+}
+
+/** Raises the memory alarm (the broker blocks publishers); the returned function clears it. */
+export async function raiseMemoryAlarm(): Promise<() => Promise<void>> {
+  const before = await brokerEval("vm_memory_monitor:get_vm_memory_high_watermark().");
+  await rabbitmqctl("set_vm_memory_high_watermark", "0.0000001");
+  return async () => {
+    await brokerEval(`vm_memory_monitor:set_vm_memory_high_watermark(${before}).`);
+  };
+}
+
+/** Whether the broker accepts AMQP connections on 127.0.0.1:5672. */
+export async function brokerAnswers(): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: 5672 });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the RabbitMQ application (the node stays up, connections drop); `start` brings it back. */
+export async function stopBroker(): Promise<void> {
+  await rabbitmqctl("stop_app");
+}
+
+/** Starts the RabbitMQ application and waits until it accepts connections. */
+export async function startBroker(timeout = 60_000): Promise<void> {
+  await rabbitmqctl("start_app");
+  await rabbitmqctl("await_startup", "--timeout", String(Math.ceil(timeout / 1000)));
+  const deadline = Date.now() + timeout;
+  while (!(await brokerAnswers())) {
+    if (Date.now() > deadline) throw new Error("RabbitMQ did not come back");
+    await sleep(100);
+  }
+}

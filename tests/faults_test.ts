@@ -1,0 +1,204 @@
+/**
+ * Fault tests: real broker, real processes, real failures. Each compares the tasks the producer
+ * saw confirmed with the tasks workers finished and prints lost / duplicated / total. Tests that
+ * stop, reconfigure or disconnect the shared broker restore it in `finally`; deno test runs them
+ * one at a time.
+ */
+
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  brokerAnswers,
+  rabbitmqctl,
+  raiseMemoryAlarm,
+  startBroker,
+  stopBroker,
+} from "./_broker_admin.ts";
+import {
+  openBroker,
+  queueCounts,
+  runScript,
+  type ScriptProcess,
+  startScript,
+  startWorker,
+  uniqueQueue,
+  waitUntil,
+} from "./_helpers.ts";
+import { finishedTasks, reconcile } from "./_ledger.ts";
+
+async function disposeAll(workers: Iterable<ScriptProcess>): Promise<void> {
+  for (const worker of workers) await worker[Symbol.asyncDispose]();
+}
+
+async function deleteQueue(queue: string): Promise<void> {
+  await using broker = await openBroker();
+  await broker.deleteQueues(queue);
+}
+
+async function assertDrained(queue: string): Promise<void> {
+  await waitUntil("0 ready and 0 unacked", async () => {
+    const counts = await queueCounts(queue);
+    return counts?.ready === 0 && counts.unacked === 0;
+  });
+}
+
+Deno.test("workers killed with SIGKILL at random and restarted lose no task", async () => {
+  const queue = uniqueQueue("chaos");
+  const everyWorker: ScriptProcess[] = [];
+  const live: ScriptProcess[] = [];
+  const spawn = async () => {
+    const worker = await startWorker(queue, ["--dot-ms", "20"]);
+    everyWorker.push(worker);
+    live.push(worker);
+  };
+  try {
+    await using broker = await openBroker();
+    for (let i = 0; i < 3; i++) await spawn();
+    const confirmed: string[] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      const bodies = Array.from({ length: 50 }, (_, i) => `chaos-${batch * 50 + i}.`);
+      await broker.publish(queue, ...bodies);
+      confirmed.push(...bodies);
+      // Kill one worker mid-stream and start a fresh one in its place.
+      await sleep(20 + Math.random() * 60);
+      const victim = live.splice(Math.floor(Math.random() * live.length), 1)[0]!;
+      victim.kill("SIGKILL");
+      await victim.status();
+      await spawn();
+    }
+    await waitUntil("every confirmed task finished", () => {
+      const done = new Set(finishedTasks(everyWorker));
+      return confirmed.every((body) => done.has(body));
+    }, 60_000);
+    const report = reconcile("SIGKILL chaos", confirmed, finishedTasks(everyWorker));
+    assert.deepEqual(report.lost, []);
+    await assertDrained(queue);
+  } finally {
+    await disposeAll(everyWorker);
+    await deleteQueue(queue);
+  }
+});
+
+Deno.test("a broker restart while producing and consuming loses no confirmed task, and the same workers carry on", async () => {
+  const queue = uniqueQueue("restart");
+  const workers: ScriptProcess[] = [];
+  let producing = true;
+  const confirmed: string[] = [];
+  let failedSends = 0;
+  const producer = (async () => {
+    for (let i = 0; producing; i++) {
+      const body = `restart-${i}.`;
+      const sent = await runScript("new_task.ts", ["--queue", queue, body]);
+      if (sent.code === 0) confirmed.push(body);
+      else failedSends++;
+    }
+  })();
+  try {
+    workers.push(await startWorker(queue, ["--dot-ms", "5"]));
+    workers.push(await startWorker(queue, ["--dot-ms", "5"]));
+    await waitUntil("tasks before the restart", () => confirmed.length >= 5);
+    await stopBroker();
+    await waitUntil("a send to fail while the broker is down", () => failedSends >= 1);
+    await startBroker();
+    const afterRestart = confirmed.length;
+    await waitUntil("tasks after the restart", () => confirmed.length >= afterRestart + 5, 60_000);
+    producing = false;
+    await producer;
+    await waitUntil("every confirmed task finished", () => {
+      const done = new Set(finishedTasks(workers));
+      return confirmed.every((body) => done.has(body));
+    }, 60_000);
+    const report = reconcile("broker restart", confirmed, finishedTasks(workers));
+    assert.deepEqual(report.lost, []);
+    for (const worker of workers) {
+      assert.match(worker.stderr.join("\n"), /Reconnected; consuming again/, worker.transcript());
+    }
+    await assertDrained(queue);
+  } finally {
+    producing = false;
+    await producer;
+    if (!(await brokerAnswers())) await startBroker();
+    await disposeAll(workers);
+    await deleteQueue(queue);
+  }
+});
+
+Deno.test("workers whose connections the broker force-closes resume within a few seconds", async () => {
+  const queue = uniqueQueue("closed");
+  const workers: ScriptProcess[] = [];
+  try {
+    workers.push(await startWorker(queue, ["--dot-ms", "5"]));
+    workers.push(await startWorker(queue, ["--dot-ms", "5"]));
+    await rabbitmqctl("close_all_connections", "fault test: forced close");
+    for (const worker of workers) {
+      await waitUntil(
+        "the worker to reconnect",
+        () => worker.stderr.some((line) => line === "Reconnected; consuming again"),
+        5_000,
+      );
+    }
+    await using broker = await openBroker();
+    const bodies = ["after-close-1.", "after-close-2.", "after-close-3.", "after-close-4."];
+    await broker.publish(queue, ...bodies);
+    await waitUntil("the tasks done", () => finishedTasks(workers).length === 4, 5_000);
+    assert.deepEqual(reconcile("forced close", bodies, finishedTasks(workers)).lost, []);
+  } finally {
+    await disposeAll(workers);
+    await deleteQueue(queue);
+  }
+});
+
+Deno.test("a worker whose queue is deleted declares it again and goes on consuming", async () => {
+  const queue = uniqueQueue("deleted");
+  try {
+    await using worker = await startWorker(queue, ["--dot-ms", "5"]);
+    await using broker = await openBroker();
+    await broker.deleteQueues(queue);
+    await waitUntil(
+      "the cancel to be noticed",
+      () => worker.stderr.some((line) => /cancelled the consumer/.test(line)),
+    );
+    await waitUntil(
+      "the worker to consume again",
+      async () => (await queueCounts(queue))?.consumers === 1,
+    );
+    await broker.publish(queue, "Still here.");
+    await worker.waitForLines(/^ \[x\] Done$/);
+  } finally {
+    await deleteQueue(queue);
+  }
+});
+
+Deno.test("while the broker blocks publishers the producer waits, says so once, then completes", async () => {
+  const queue = uniqueQueue("alarm");
+  let clear: (() => Promise<void>) | undefined;
+  try {
+    await using broker = await openBroker();
+    clear = await raiseMemoryAlarm();
+    await using producer = startScript("new_task.ts", [
+      "--queue",
+      queue,
+      "--confirm-timeout",
+      "1000",
+      "Blocked.",
+    ]);
+    await waitUntil(
+      "the blocked notice",
+      () => producer.stderr.some((line) => /blocking publishers/.test(line)),
+      10_000,
+    );
+    // Longer than --confirm-timeout: a blocked broker must not turn into a failed send.
+    await sleep(1500);
+    assert.deepEqual(producer.stdout, [], "not reported as sent while blocked");
+    await clear();
+    clear = undefined;
+    const status = await producer.status();
+    assert.equal(status.code, 0, producer.transcript());
+    assert.deepEqual(producer.stdout, [" [x] Sent 'Blocked.'"]);
+    assert.equal(producer.stderr.filter((line) => /blocking publishers/.test(line)).length, 1);
+    assert.equal(await broker.ready(queue), 1);
+  } finally {
+    await clear?.();
+    await deleteQueue(queue);
+  }
+});
