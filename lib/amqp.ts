@@ -135,7 +135,12 @@ export async function connect(
         if (connected) onReconnecting({ attempt, delay, reason: describeError(lastError) });
         return delay;
       },
-      ...(setup ? { setup } : {}),
+      async setup(model: ChannelModel) {
+        // amqplib attaches its own "error" listener only after setup; a connection dropped
+        // during setup would otherwise throw its socket error out of the event loop.
+        model.on("error", () => {});
+        await setup?.(model);
+      },
     },
   });
   connection.on("connect-failed", (error: unknown) => lastError = error);
@@ -159,11 +164,11 @@ export async function connect(
   return connection;
 }
 
-// Another attempt cannot fix a wrong password, an unknown vhost or host, or a failing setup.
+// Another attempt cannot fix a wrong password, an unknown vhost or host, or a setup the broker
+// refused (403 access refused, 404 not found, 406 precondition failed).
 function isFinal(error: unknown): boolean {
-  if (error instanceof AmqpError || error instanceof TypeError || error instanceof RangeError) {
-    return true;
-  }
+  if (error instanceof TypeError || error instanceof RangeError) return true;
+  if (error instanceof AmqpError) return [403, 404, 406].includes(Number(error.code));
   const message = error instanceof Error ? error.message : "";
   return replyCode(error) === "ENOTFOUND" || /ACCESS.REFUSED|ConnectionClose/.test(message);
 }

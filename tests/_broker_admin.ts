@@ -23,23 +23,34 @@ export function brokerEval(expression: string): Promise<string> {
   return rabbitmqctl("eval", expression);
 }
 
-/** Sets a `rabbit` application setting for the duration of `fn`, then restores it. */
-export async function withBrokerSetting<T>(
-  key: string,
-  value: string,
-  fn: () => Promise<T>,
-): Promise<T> {
+/** Sets a `rabbit` application setting; the returned function restores the old value. */
+export async function setBrokerSetting(key: string, value: string): Promise<() => Promise<void>> {
   const before = await brokerEval(`application:get_env(rabbit, ${key}).`);
   await brokerEval(`application:set_env(rabbit, ${key}, ${value}).`);
-  try {
-    return await fn();
-  } finally {
+  let restored = false;
+  return async () => {
+    if (restored) return;
+    restored = true;
     const match = /^\{ok,(.*)\}$/s.exec(before);
     await brokerEval(
       match
         ? `application:set_env(rabbit, ${key}, ${match[1]}).`
         : `application:unset_env(rabbit, ${key}).`,
     );
+  };
+}
+
+/** Sets a `rabbit` application setting for the duration of `fn`, then restores it. */
+export async function withBrokerSetting<T>(
+  key: string,
+  value: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const restore = await setBrokerSetting(key, value);
+  try {
+    return await fn();
+  } finally {
+    await restore();
   }
 }
 

@@ -11,6 +11,7 @@ import {
   brokerAnswers,
   rabbitmqctl,
   raiseMemoryAlarm,
+  setBrokerSetting,
   startBroker,
   stopBroker,
 } from "./_broker_admin.ts";
@@ -199,6 +200,40 @@ Deno.test("while the broker blocks publishers the producer waits, says so once, 
     assert.equal(await broker.ready(queue), 1);
   } finally {
     await clear?.();
+    await deleteQueue(queue);
+  }
+});
+
+Deno.test("a channel the broker closes (ack timeout) is replaced, and the task is redelivered and finished", async () => {
+  const queue = uniqueQueue("acktimeout");
+  const restore: Array<() => Promise<void>> = [];
+  const undoAll = async () => {
+    for (const undo of restore.splice(0).reverse()) await undo();
+  };
+  try {
+    // The broker checks ack timeouts on its channel tick; make both short for this test only.
+    restore.push(await setBrokerSetting("channel_tick_interval", "500"));
+    restore.push(await setBrokerSetting("consumer_timeout", "1000"));
+    await using worker = await startWorker(queue, ["--dot-ms", "200"]);
+    await using broker = await openBroker();
+    await broker.publish(queue, "Slow..........");
+    await waitUntil(
+      "the broker to close the channel",
+      () => worker.stderr.some((line) => /timed out.*opening a new one$/.test(line)),
+      10_000,
+    );
+    await undoAll();
+    await waitUntil("the task finished on a new channel and acked", async () => {
+      const counts = await queueCounts(queue);
+      return counts?.ready === 0 && counts.unacked === 0 &&
+        worker.matching(/^ \[x\] Done$/).length >= 2;
+    }, 20_000);
+    assert.ok(
+      worker.stderr.some((line) => /finished after its channel was lost/.test(line)),
+      worker.transcript(),
+    );
+  } finally {
+    await undoAll();
     await deleteQueue(queue);
   }
 });
