@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE --allow-read
 /**
  * The producer: sends one task to the durable task queue and exits 0 only after the broker has
  * confirmed it, so a task reported as sent is on disk in the queue.
@@ -15,9 +15,10 @@
  * @module
  */
 
-import { connect } from "./lib/amqp.ts";
+import { connect, readCaFile, validateQueueName } from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
 import {
+  CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
@@ -29,7 +30,6 @@ import {
 import { TaskPublisher } from "./lib/publisher.ts";
 import { parseAmqpUrl } from "./lib/url.ts";
 import { UsageError } from "./lib/errors.ts";
-import { validateQueueName } from "./lib/amqp.ts";
 
 /** The producer's command line. */
 export const NEW_TASK_COMMAND: CommandSpec = {
@@ -46,6 +46,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
       description: "How long to wait for the broker to confirm the task before failing.",
     },
     HEARTBEAT_FLAG,
+    CA_FLAG,
     HELP_FLAG,
   ],
 };
@@ -56,6 +57,7 @@ interface NewTaskConfig {
   message: string;
   confirmTimeout: number;
   heartbeat: number;
+  ca: string | undefined;
 }
 
 /** Runs the producer with command-line `args`; resolves with the exit code. */
@@ -73,10 +75,14 @@ export function main(args: string[]): Promise<number> {
         message: taskMessage(positionals),
         confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], { min: 1 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
+        ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
       };
     },
     async run(config) {
-      const connection = await connect(config.url, { heartbeat: config.heartbeat });
+      const connection = await connect(config.url, {
+        heartbeat: config.heartbeat,
+        ...(config.ca === undefined ? {} : { ca: config.ca }),
+      });
       try {
         let toldBlocked = false;
         const publisher = await TaskPublisher.open(connection, config.queue, {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE --allow-read
 /**
  * The worker: takes tasks from the durable task queue one at a time (fair dispatch), does the
  * work (a second per dot in the body, as in the tutorial), and acks each task only once it is
@@ -20,11 +20,12 @@
  * @module
  */
 
-import { validateQueueName } from "./lib/amqp.ts";
+import { readCaFile, validateQueueName } from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
 import { runWorker, type WorkerEvent } from "./lib/consumer.ts";
 import { fakeWork } from "./lib/fake_work.ts";
 import {
+  CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
@@ -65,6 +66,7 @@ export const WORKER_COMMAND: CommandSpec = {
       description: "On SIGINT/SIGTERM, how long tasks in hand may take to finish before exit 130.",
     },
     HEARTBEAT_FLAG,
+    CA_FLAG,
     HELP_FLAG,
   ],
 };
@@ -76,6 +78,7 @@ interface WorkerConfig {
   dotMs: number;
   shutdownTimeout: number;
   heartbeat: number;
+  ca: string | undefined;
 }
 
 /** Runs the worker with command-line `args`; resolves with the exit code. */
@@ -93,6 +96,7 @@ export function main(args: string[]): Promise<number> {
         dotMs: parseInteger("dot-ms", values["dot-ms"], { min: 0 }),
         shutdownTimeout: parseInteger("shutdown-timeout", values["shutdown-timeout"], { min: 0 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
+        ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
       };
     },
     async run(config) {
@@ -114,6 +118,7 @@ export function main(args: string[]): Promise<number> {
         queue: config.queue,
         prefetch: config.prefetch,
         heartbeat: config.heartbeat,
+        ...(config.ca === undefined ? {} : { ca: config.ca }),
         signal: stop.signal,
         onReady: () => console.log(" [*] Waiting for messages. To exit press CTRL+C"),
         onEvent: (event) => console.error(describeEvent(event)),

@@ -61,6 +61,11 @@ export interface RunWorkerOptions {
    */
   heartbeat?: number;
   /**
+   * PEM CA certificate for `amqps://` with a private CA.
+   * @default {undefined}
+   */
+  ca?: string;
+  /**
    * Aborting it stops the worker gracefully: no new tasks, tasks in flight finish and are acked.
    * @default {undefined}
    */
@@ -100,6 +105,7 @@ export async function runWorker(
     queue = "task_queue",
     prefetch = 1,
     heartbeat = 15,
+    ca,
     signal,
     onReady = () => {},
     onEvent = () => {},
@@ -165,6 +171,7 @@ export async function runWorker(
   let connectedOnce = false;
   const connection = await connect(url, {
     heartbeat,
+    ...(ca === undefined ? {} : { ca }),
     recover: true,
     async setup(model) {
       live = model;

@@ -188,3 +188,13 @@ export const HEARTBEAT_FLAG: FlagSpec = {
   default: "15",
   description: "Heartbeat interval; a dead broker or network is noticed within about twice this.",
 };
+
+/** `--ca`: a private CA for amqps://. */
+export const CA_FLAG: FlagSpec = {
+  name: "ca",
+  kind: "string",
+  valueName: "FILE",
+  env: "AMQP_CA_FILE",
+  description:
+    "PEM file of the CA that signed the broker's certificate (amqps:// with a private CA).",
+};

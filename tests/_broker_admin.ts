@@ -89,3 +89,92 @@ export async function startBroker(timeout = 60_000): Promise<void> {
     await sleep(100);
   }
 }
+
+/** A TLS listener added to the running broker, with the CA that signed its certificate. */
+export interface TlsListener extends AsyncDisposable {
+  port: number;
+  /** PEM file of the test CA. */
+  caFile: string;
+}
+
+async function openssl(...args: string[]): Promise<void> {
+  const { success, stderr } = await new Deno.Command("openssl", { args }).output();
+  if (!success) throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
+}
+
+/**
+ * Makes a throwaway CA and a certificate for localhost/127.0.0.1 signed by it, and opens an
+ * AMQPS listener on the broker with them. Disposing it closes the listener and deletes the files.
+ */
+export async function startTlsListener(port = 5671): Promise<TlsListener> {
+  const dir = await Deno.makeTempDir({ prefix: "workqueue_tls_" });
+  const file = (name: string) => `${dir}/${name}`;
+  try {
+    await openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=workqueue test CA",
+      "-keyout",
+      file("ca.key"),
+      "-out",
+      file("ca.pem"),
+    );
+    await openssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      file("server.key"),
+      "-out",
+      file("server.csr"),
+    );
+    await Deno.writeTextFile(file("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+    await openssl(
+      "x509",
+      "-req",
+      "-days",
+      "1",
+      "-in",
+      file("server.csr"),
+      "-CA",
+      file("ca.pem"),
+      "-CAkey",
+      file("ca.key"),
+      "-CAcreateserial",
+      "-extfile",
+      file("ext.cnf"),
+      "-out",
+      file("server.pem"),
+    );
+    // The broker runs as its own user and must read the certificate and key.
+    await Deno.chmod(dir, 0o755);
+    for (const name of ["ca.pem", "server.pem", "server.key"]) await Deno.chmod(file(name), 0o644);
+    await brokerEval(
+      `rabbit_networking:start_ssl_listener(${port}, [{cacertfile, "${
+        file("ca.pem")
+      }"}, {certfile, "${file("server.pem")}"}, {keyfile, "${
+        file("server.key")
+      }"}, {verify, verify_none}, {fail_if_no_peer_cert, false}], 1).`,
+    );
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  }
+  return {
+    port,
+    caFile: file("ca.pem"),
+    async [Symbol.asyncDispose]() {
+      await brokerEval(`rabbit_networking:stop_tcp_listener(${port}).`);
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}

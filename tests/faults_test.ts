@@ -112,7 +112,11 @@ Deno.test("a broker restart while producing and consuming loses no confirmed tas
     const report = reconcile("broker restart", confirmed, finishedTasks(workers));
     assert.deepEqual(report.lost, []);
     for (const worker of workers) {
-      assert.match(worker.stderr.join("\n"), /Reconnected; consuming again/, worker.transcript());
+      await waitUntil(
+        `the worker to reconnect by itself: ${worker.transcript()}`,
+        () => worker.stderr.includes("Reconnected; consuming again"),
+        30_000,
+      );
     }
     await assertDrained(queue);
   } finally {
