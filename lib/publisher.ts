@@ -8,7 +8,6 @@
 import { Buffer } from "node:buffer";
 import type { EventEmitter } from "node:events";
 import {
-  type ChannelModel,
   type ChannelOpener,
   type ConfirmChannel,
   openTaskChannel,

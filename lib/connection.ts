@@ -1,0 +1,211 @@
+/**
+ * The broker connection: connect with retries and amqplib's recovery, heartbeats, TLS, and
+ * failures put into words that name the address but never the password.
+ *
+ * @module
+ */
+
+import { type ChannelModel, connect as amqpConnect, type RecoveringChannelModel } from "amqplib";
+import { AmqpError, describeError, replyCode } from "./errors.ts";
+import { displayUrl, parseAmqpUrl } from "./url.ts";
+
+/** A reconnect that is about to happen, for logging. */
+export interface ReconnectInfo {
+  /** 1 for the first attempt after a drop. */
+  attempt: number;
+  /** Milliseconds until the attempt. */
+  delay: number;
+  /** Why the last attempt or the connection failed, one line, no credentials. */
+  reason: string;
+}
+
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions {
+  /**
+   * Heartbeat interval in seconds, so that a dead peer is noticed in seconds rather than the
+   * minutes TCP takes. 0 turns heartbeats off.
+   * @default {15}
+   */
+  heartbeat?: number;
+  /**
+   * How long to wait for the TCP connection and the AMQP handshake, in milliseconds.
+   * @default {10000}
+   */
+  timeout?: number;
+  /**
+   * PEM certificate(s) of the CA that signed the broker's certificate, for `amqps://` with a
+   * private CA. The system's trusted CAs are used when absent; verification is always on.
+   * @default {undefined}
+   */
+  ca?: string;
+  /**
+   * Attempts at the first connection before giving up. Errors that another attempt cannot fix
+   * (wrong password, unknown vhost or host) end the attempts at once.
+   * @default {3}
+   */
+  attempts?: number;
+  /**
+   * Reconnect forever when an established connection drops (a worker); otherwise a drop is
+   * final (a one-shot producer).
+   * @default {false}
+   */
+  recover?: boolean;
+  /**
+   * Runs on every new connection before it is handed out; if it throws, the connection is
+   * closed and the attempt counts as failed. A worker starts consuming here.
+   * @default {undefined}
+   */
+  setup?: (connection: ChannelModel) => Promise<void>;
+  /**
+   * Called before each reconnect attempt after a drop.
+   * @default {() => {}}
+   */
+  onReconnecting?: (info: ReconnectInfo) => void;
+}
+
+// The first reconnect waits ~100 ms, then doubles per attempt up to ~10 s, with ±20% jitter so
+// that many workers do not reconnect in lockstep.
+const INITIAL_DELAY_MS = 100;
+const MAX_DELAY_MS = 10_000;
+
+/** Milliseconds to wait before reconnect attempt `attempt` (1, 2, ...). */
+export function reconnectDelay(attempt: number): number {
+  const base = Math.min(MAX_DELAY_MS / 1.2, INITIAL_DELAY_MS * 2 ** (attempt - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * Opens a connection to the broker at `url` with amqplib's connection recovery: with `recover`,
+ * a dropped connection reconnects by itself and runs `setup` again.
+ *
+ * @throws {TypeError} when `url` is not an amqp:// or amqps:// URL.
+ * @throws {AmqpError} when the broker cannot be reached or refuses the connection; the message
+ * names the address without credentials: `Cannot connect to "amqp://localhost:5672": connection refused`.
+ */
+export async function connect(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<RecoveringChannelModel> {
+  const {
+    heartbeat = 15,
+    timeout = 10_000,
+    attempts = 3,
+    recover = false,
+    ca,
+    setup,
+    onReconnecting = () => {},
+  } = options;
+  if (!Number.isInteger(heartbeat) || heartbeat < 0) {
+    throw new RangeError(`Invalid heartbeat "${heartbeat}": expected whole seconds, 0 or more`);
+  }
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new RangeError(`Invalid attempts "${attempts}": expected a whole number of at least 1`);
+  }
+  const parsed = parseAmqpUrl(url);
+  if (!parsed.searchParams.has("heartbeat")) {
+    parsed.searchParams.set("heartbeat", String(heartbeat));
+  }
+  let lastError: unknown;
+  let connected = false;
+  const connection = await amqpConnect(parsed.href, {
+    // noDelay: Nagle plus delayed ACKs add ~40 ms to every round trip of a one-shot send.
+    noDelay: true,
+    timeout,
+    ...(ca === undefined ? {} : { ca: [ca] }),
+    recovery: {
+      waitForConnect: false,
+      initialMaxRetries: attempts - 1,
+      maxRetries: recover ? Infinity : 0,
+      calculateDelay(attempt: number) {
+        // Thrown here, the error ends recovery and becomes the reason the first connect failed.
+        if (!connected && isFinal(lastError)) throw lastError;
+        const delay = reconnectDelay(attempt);
+        if (connected) onReconnecting({ attempt, delay, reason: describeError(lastError) });
+        return delay;
+      },
+      async setup(model: ChannelModel) {
+        // amqplib attaches its own "error" listener only after setup; a connection dropped
+        // during setup would otherwise throw its socket error out of the event loop.
+        model.on("error", () => {});
+        await setup?.(model);
+      },
+    },
+  });
+  connection.on("connect-failed", (error: unknown) => lastError = error);
+  connection.on("disconnect", (error: unknown) => lastError = error);
+  // Without a listener an "error" event would throw out of the event loop and kill the process;
+  // "disconnect" carries the same error to whoever owns the connection.
+  connection.on("error", () => {});
+  try {
+    await connection.waitForConnect();
+  } catch (error) {
+    await connection.close().catch(() => {});
+    throw new AmqpError(
+      `Cannot connect to "${displayUrl(parsed)}": ${connectReason(error, parsed)}`,
+      {
+        cause: error,
+        code: replyCode(error) ?? handshakeCode(error),
+      },
+    );
+  }
+  connected = true;
+  return connection;
+}
+
+// Another attempt cannot fix a wrong password, an unknown vhost or host, or a setup the broker
+// refused (403 access refused, 404 not found, 406 precondition failed).
+function isFinal(error: unknown): boolean {
+  if (error instanceof TypeError || error instanceof RangeError) return true;
+  if (error instanceof AmqpError) return [403, 404, 406].includes(Number(error.code));
+  const message = error instanceof Error ? error.message : "";
+  return replyCode(error) === "ENOTFOUND" || isCertificateError(error) ||
+    /ACCESS.REFUSED|ConnectionClose/.test(message);
+}
+
+function isCertificateError(error: unknown): boolean {
+  const code = String(replyCode(error) ?? "");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code);
+}
+
+function handshakeCode(error: unknown): number | undefined {
+  const match = /\b(\d{3}) \(/.exec(error instanceof Error ? error.message : "");
+  return match ? Number(match[1]) : undefined;
+}
+
+function connectReason(error: unknown, url: URL): string {
+  const code = replyCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `unknown host "${url.hostname}"`;
+  if (isCertificateError(error)) {
+    return `the broker's TLS certificate is not trusted (${code}): pass its CA certificate with --ca FILE`;
+  }
+  if (code === "ETIMEDOUT" || /timeout|timed out/i.test(message)) return "timed out";
+  if (code === "ECONNRESET") return "connection reset by the broker";
+  if (/ACCESS.REFUSED/.test(message)) {
+    return "access refused (403): wrong user name or password";
+  }
+  if (/ConnectionClose/.test(message)) {
+    const vhost = decodeURIComponent(url.pathname.slice(1)) || "/";
+    return `the broker closed the connection during the handshake: does vhost "${vhost}" exist, and may this user use it?`;
+  }
+  return typeof code === "string" ? `${code}: ${message}` : message;
+}
+
+/**
+ * Reads a CA certificate file for {@linkcode ConnectOptions.ca}.
+ *
+ * @throws {TypeError} when the file cannot be read or holds no PEM certificate.
+ */
+export function readCaFile(path: string): string {
+  let pem: string;
+  try {
+    pem = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new TypeError(`Cannot read CA file "${path}": ${(error as Error).message}`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new TypeError(`Cannot use CA file "${path}": no PEM certificate in it`);
+  }
+  return pem;
+}
