@@ -6,41 +6,30 @@
  * @module
  */
 
-import type { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Channel,
   type ChannelModel,
+  type ConfirmChannel,
   connect,
-  type ConsumeMessage,
   openTaskChannel,
   reconnectDelay,
   type ReconnectInfo,
 } from "./amqp.ts";
+import { declareDeadQueue } from "./dead_letter.ts";
 import { describeError } from "./errors.ts";
+import { type FailurePolicy, runTask, type TaskEvent, type TaskHandler } from "./task_runner.ts";
 
-/** One task as a handler sees it. */
-export interface Task {
-  /** The task id (AMQP `message-id`), or the delivery tag when the producer set none. */
-  id: string;
-  /** The body, unchanged. */
-  body: Buffer;
-  /** True when the broker delivered this task before (a worker died or its channel closed). */
-  redelivered: boolean;
-}
-
-/** Does one task; resolving means it is finished and may be acked. */
-export type TaskHandler = (task: Task) => Promise<void>;
+export type { Task, TaskEvent, TaskHandler } from "./task_runner.ts";
 
 /** Something the operator should hear about, as it happens. */
 export type WorkerEvent =
-  | { type: "warning"; message: string }
+  | TaskEvent
   | { type: "connection_lost"; reason: string }
   | ({ type: "reconnecting" } & ReconnectInfo)
   | { type: "reconnected" }
   | { type: "channel_lost"; reason: string }
-  | { type: "consumer_cancelled" }
-  | { type: "stale_delivery"; id: string };
+  | { type: "consumer_cancelled" };
 
 /** Options for {@linkcode runWorker}. */
 export interface RunWorkerOptions {
@@ -50,11 +39,38 @@ export interface RunWorkerOptions {
    */
   queue?: string;
   /**
-   * How many unacked tasks the broker may hand this worker at once. 1 is fair dispatch: a busy
-   * worker gets no new task until it acked the last.
+   * How many tasks run at once.
    * @default {1}
    */
+  concurrency?: number;
+  /**
+   * How many unacked tasks the broker may hand this worker at once. Equal to `concurrency` is
+   * fair dispatch: a busy worker gets no new task until it finished one.
+   * @default {concurrency}
+   */
   prefetch?: number;
+  /**
+   * Retries of a failed task after its first try, each after a delay (see `retryDelay`); then it
+   * is parked in `<queue>.dead`.
+   * @default {3}
+   */
+  maxRetries?: number;
+  /**
+   * Milliseconds before the first retry, doubled for each further one (up to 10 minutes).
+   * @default {1000}
+   */
+  retryDelay?: number;
+  /**
+   * Milliseconds a try may run before it is stopped and counted as failed ("timeout"); 0 for no
+   * limit. The default stays below RabbitMQ's 30-minute consumer ack timeout.
+   * @default {1500000}
+   */
+  taskTimeout?: number;
+  /**
+   * This worker's host, recorded on the tasks it parks.
+   * @default {"unknown"}
+   */
+  hostname?: string;
   /**
    * Heartbeat interval in seconds.
    * @default {15}
@@ -82,9 +98,10 @@ export interface RunWorkerOptions {
   onEvent?: (event: WorkerEvent) => void;
 }
 
-/** A channel with its consumer; replaced when the broker closes either. */
+/** A channel with its consumer and the channel failed tasks are moved on; replaced together. */
 interface Subscription {
   channel: Channel;
+  mover: Mover;
   consumerTag: string;
 }
 
@@ -103,32 +120,51 @@ export async function runWorker(
 ): Promise<void> {
   const {
     queue = "task_queue",
-    prefetch = 1,
+    concurrency = 1,
+    prefetch = concurrency,
+    maxRetries = 3,
+    retryDelay = 1000,
+    taskTimeout = 1_500_000,
+    hostname = "unknown",
     heartbeat = 15,
     ca,
     signal,
     onReady = () => {},
     onEvent = () => {},
   } = options;
-  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65535) {
-    throw new RangeError(`Invalid prefetch "${prefetch}": expected a whole number from 1 to 65535`);
-  }
+  checkWhole("concurrency", concurrency, 1, 65535);
+  checkWhole("prefetch", prefetch, 1, 65535);
+  checkWhole("maxRetries", maxRetries, 0, 1000);
+  checkWhole("retryDelay", retryDelay, 1, 86_400_000);
+  checkWhole("taskTimeout", taskTimeout, 0, Number.MAX_SAFE_INTEGER);
   signal?.throwIfAborted();
+  const policy: FailurePolicy = { queue, maxRetries, retryDelay, taskTimeout, hostname };
+  const slots = limiter(concurrency);
 
   const inFlight = new Set<Promise<void>>();
   let current: Subscription | undefined;
   let live: ChannelModel | undefined;
   let stopping = false;
+  let ready = false;
+  // Once consuming, and before the first task's lines, whichever comes first.
+  const announce = () => {
+    if (ready) return;
+    ready = true;
+    onReady();
+  };
 
   const subscribe = async (model: ChannelModel): Promise<void> => {
     const { channel } = await openTaskChannel(model, queue, {
       onWarning: (message) => onEvent({ type: "warning", message }),
     });
+    const mover = new Mover(model);
+    await declareDeadQueue(await mover.channel(), queue);
     await channel.prefetch(prefetch);
-    const subscription: Subscription = { channel, consumerTag: "" };
-    let closeReason = "the broker closed the channel";
+    const subscription: Subscription = { channel, mover, consumerTag: "" };
+    let closeReason = "no reason given";
     channel.on("error", (error: unknown) => closeReason = describeError(error));
     channel.on("close", () => {
+      void mover.close();
       if (current !== subscription) return;
       current = undefined;
       // A dropped connection closes its channels first; wait a turn so that case is left to
@@ -140,17 +176,20 @@ export async function runWorker(
       }, 0);
     });
     const { consumerTag } = await channel.consume(queue, (message) => {
+      announce();
       if (message === null) {
         // The broker cancels consumers of a deleted queue; declare it again and resubscribe.
         onEvent({ type: "consumer_cancelled" });
         void channel.close().catch(() => {});
         return;
       }
-      const work = handle(channel, message, handler, onEvent).finally(() => inFlight.delete(work));
+      const work = slots(() => runTask({ channel, mover, message }, handler, policy, onEvent))
+        .finally(() => inFlight.delete(work));
       inFlight.add(work);
     }, { noAck: false });
     subscription.consumerTag = consumerTag;
     current = subscription;
+    announce();
   };
 
   const resubscribe = async (model: ChannelModel): Promise<void> => {
@@ -189,7 +228,6 @@ export async function runWorker(
     connectedOnce = true;
   });
   connectedOnce = true;
-  onReady();
 
   try {
     if (signal && !signal.aborted) {
@@ -200,53 +238,71 @@ export async function runWorker(
     const last = current;
     if (last) await last.channel.cancel(last.consumerTag).catch(() => {});
     await Promise.all(inFlight);
-    if (last) await last.channel.close().catch(() => {});
+    if (last) {
+      await last.mover.close();
+      await last.channel.close().catch(() => {});
+    }
   } finally {
     stopping = true;
     await connection.close().catch(() => {});
   }
 }
 
-async function handle(
-  channel: Channel,
-  message: ConsumeMessage,
-  handler: TaskHandler,
-  onEvent: (event: WorkerEvent) => void,
-): Promise<void> {
-  const task: Task = {
-    id: message.properties.messageId ?? `delivery-${message.fields.deliveryTag}`,
-    body: message.content,
-    redelivered: message.fields.redelivered,
-  };
-  try {
-    await handler(task);
-  } catch (error) {
-    onEvent({
-      type: "warning",
-      message: `Task ${task.id} failed and goes back to the queue: ${describeError(error)}`,
-    });
-    settle(channel, message, task, "requeue", onEvent);
-    return;
+/**
+ * The confirm channel failed tasks are moved on. A failed move (the broker refusing a retry
+ * queue, say) closes it; the next move opens a new one, and the consuming channel is untouched.
+ */
+class Mover {
+  #model: ChannelModel;
+  #open: Promise<ConfirmChannel> | undefined;
+
+  constructor(model: ChannelModel) {
+    this.#model = model;
   }
-  settle(channel, message, task, "ack", onEvent);
+
+  channel(): Promise<ConfirmChannel> {
+    if (this.#open) return this.#open;
+    const opening = this.#model.createConfirmChannel().then((channel) => {
+      channel.on("error", () => {});
+      channel.on("close", () => {
+        if (this.#open === opening) this.#open = undefined;
+      });
+      return channel;
+    });
+    opening.catch(() => {
+      if (this.#open === opening) this.#open = undefined;
+    });
+    this.#open = opening;
+    return opening;
+  }
+
+  async close(): Promise<void> {
+    const open = this.#open;
+    this.#open = undefined;
+    await open?.then((channel) => channel.close()).catch(() => {});
+  }
 }
 
-/**
- * The one place a delivery is acked or requeued. A delivery tag belongs to the channel that
- * delivered it; if that channel is gone the broker has already put the task back in the queue,
- * so it will be redelivered, and nothing may be sent for it on another channel.
- */
-function settle(
-  channel: Channel,
-  message: ConsumeMessage,
-  task: Task,
-  how: "ack" | "requeue",
-  onEvent: (event: WorkerEvent) => void,
-): void {
-  try {
-    if (how === "ack") channel.ack(message);
-    else channel.nack(message, false, true);
-  } catch {
-    onEvent({ type: "stale_delivery", id: task.id });
+function checkWhole(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `Invalid ${name} "${value}": expected a whole number from ${min} to ${max}`,
+    );
   }
+}
+
+/** Runs at most `max` of the functions given to it at once; the rest wait their turn. */
+function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async (fn) => {
+    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
 }

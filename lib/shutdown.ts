@@ -19,6 +19,7 @@ export interface ShutdownOptions {
 }
 
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
+const DUPLICATE_WINDOW_MS = 300;
 
 /**
  * Installs one handler for SIGINT and SIGTERM. Disposing it removes the handler and the timer,
@@ -28,8 +29,13 @@ export function onShutdownSignal(options: ShutdownOptions): Disposable {
   const { onFirst, onForced, timeout = 30_000 } = options;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let received = 0;
+  let firstAt = 0;
   const handler = (signal: Deno.Signal) => {
+    // `deno task` forwards the terminal's SIGINT to a child that the terminal signalled itself,
+    // so one Ctrl+C can arrive twice within milliseconds: count that as one.
+    if (received === 1 && performance.now() - firstAt < DUPLICATE_WINDOW_MS) return;
     received++;
+    if (received === 1) firstAt = performance.now();
     if (received > 1) {
       onForced(`Second ${signal}`);
       return;

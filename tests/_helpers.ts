@@ -210,7 +210,7 @@ export async function startWorker(queue: string, args: string[] = []): Promise<S
 export interface Broker extends AsyncDisposable {
   connection: RecoveringChannelModel;
   /** Publishes tasks straight to an existing `queue`, confirmed. */
-  publish(queue: string, ...bodies: string[]): Promise<void>;
+  publish(queue: string, ...bodies: Array<string | Uint8Array>): Promise<void>;
   /** Ready messages in `queue` (a passive declare). */
   ready(queue: string): Promise<number>;
   /** Deletes queues; part of every test's cleanup. */

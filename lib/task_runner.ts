@@ -1,0 +1,214 @@
+/**
+ * One delivered task, start to finish: run the handler under a time limit, then ack it, or move it
+ * to a retry queue or the dead queue and ack it only once the broker confirmed the move. This is
+ * the one place a delivery is acked.
+ *
+ * @module
+ */
+
+import type { Buffer } from "node:buffer";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Channel, ConfirmChannel, ConsumeMessage } from "amqplib";
+import {
+  attemptsSoFar,
+  deadQueueName,
+  declareRetryQueue,
+  republish,
+  retryDelay,
+  TASK_HEADERS,
+} from "./dead_letter.ts";
+import { describeError } from "./errors.ts";
+
+/** One task as a handler sees it. */
+export interface Task {
+  /** The task id (AMQP `message-id`), or the delivery tag when the producer set none. */
+  id: string;
+  /** The body, unchanged. */
+  body: Buffer;
+  /** True when the broker delivered this task before (a worker died or its channel closed). */
+  redelivered: boolean;
+  /** Which try this is: 1 the first time, 2 after one failure, and so on. */
+  attempt: number;
+}
+
+/**
+ * Does one task; resolving means it succeeded, throwing means it failed (the error's message is
+ * the reason). It should stop when `signal` aborts: the task has run out of time.
+ */
+export type TaskHandler = (task: Task, signal: AbortSignal) => Promise<void>;
+
+/** What happened to a task, for logs and metrics. */
+export type TaskEvent =
+  | { type: "received"; id: string; attempt: number; redelivered: boolean; body: Buffer }
+  | { type: "done"; id: string; attempt: number; durationMs: number }
+  | {
+    type: "retried";
+    id: string;
+    attempt: number;
+    reason: string;
+    delayMs: number;
+    durationMs: number;
+  }
+  | {
+    type: "dead_lettered";
+    id: string;
+    attempts: number;
+    reason: string;
+    queue: string;
+    durationMs: number;
+  }
+  | { type: "stale_delivery"; id: string }
+  | { type: "warning"; message: string };
+
+/** How failures are handled. */
+export interface FailurePolicy {
+  /** The task queue. */
+  queue: string;
+  /** Retries after the first try; a task is tried at most `maxRetries + 1` times. */
+  maxRetries: number;
+  /** Milliseconds before the first retry, doubled for each further one. */
+  retryDelay: number;
+  /** Milliseconds a try may take before it is stopped and counted as failed; 0 for no limit. */
+  taskTimeout: number;
+  /** Recorded on parked tasks. */
+  hostname: string;
+}
+
+/** Where a task came from and where a failed one can be moved. */
+export interface Delivery {
+  /** The channel that delivered the task: its ack must go there. */
+  channel: Channel;
+  /** Gives a confirm channel on the same connection for moving failed tasks. */
+  mover: { channel(): Promise<ConfirmChannel> };
+  /** The delivery. */
+  message: ConsumeMessage;
+}
+
+/** Runs `handler` for one delivery and settles it. Never throws. */
+export async function runTask(
+  delivery: Delivery,
+  handler: TaskHandler,
+  policy: FailurePolicy,
+  onEvent: (event: TaskEvent) => void,
+): Promise<void> {
+  const { message } = delivery;
+  const task: Task = {
+    id: message.properties.messageId ?? `delivery-${message.fields.deliveryTag}`,
+    body: message.content,
+    redelivered: message.fields.redelivered,
+    attempt: attemptsSoFar(message) + 1,
+  };
+  onEvent({
+    type: "received",
+    id: task.id,
+    attempt: task.attempt,
+    redelivered: task.redelivered,
+    body: task.body,
+  });
+  const started = performance.now();
+  const controller = new AbortController();
+  const timer = policy.taskTimeout > 0
+    ? setTimeout(
+      () => controller.abort(new Error(`timeout after ${policy.taskTimeout} ms`)),
+      policy.taskTimeout,
+    )
+    : undefined;
+  let failure: string | undefined;
+  try {
+    await handler(task, controller.signal);
+  } catch (error) {
+    failure = describeError(controller.signal.aborted ? controller.signal.reason : error);
+  } finally {
+    clearTimeout(timer);
+  }
+  const durationMs = Math.round(performance.now() - started);
+  if (failure === undefined) {
+    // As in the tutorial: say it is done, then ack.
+    onEvent({ type: "done", id: task.id, attempt: task.attempt, durationMs });
+    settle(delivery, "ack", task, onEvent);
+    return;
+  }
+  await moveFailed(delivery, task, failure, durationMs, policy, onEvent);
+}
+
+async function moveFailed(
+  delivery: Delivery,
+  task: Task,
+  reason: string,
+  durationMs: number,
+  policy: FailurePolicy,
+  onEvent: (event: TaskEvent) => void,
+): Promise<void> {
+  const headers = {
+    [TASK_HEADERS.attempts]: task.attempt,
+    [TASK_HEADERS.reason]: reason,
+    [TASK_HEADERS.failedAt]: new Date().toISOString(),
+    [TASK_HEADERS.worker]: policy.hostname,
+    [TASK_HEADERS.queue]: policy.queue,
+  };
+  try {
+    if (task.attempt <= policy.maxRetries) {
+      const delayMs = retryDelay(task.attempt, { base: policy.retryDelay });
+      // Declared before every use: cheap next to a failed task, and it keeps an idle retry
+      // queue from expiring.
+      const mover = await delivery.mover.channel();
+      const target = await declareRetryQueue(mover, policy.queue, delayMs);
+      await republish(mover, target, delivery.message, headers);
+      if (settle(delivery, "ack", task, onEvent)) {
+        onEvent({
+          type: "retried",
+          id: task.id,
+          attempt: task.attempt,
+          reason,
+          delayMs,
+          durationMs,
+        });
+      }
+    } else {
+      const target = deadQueueName(policy.queue);
+      await republish(await delivery.mover.channel(), target, delivery.message, headers);
+      if (settle(delivery, "ack", task, onEvent)) {
+        onEvent({
+          type: "dead_lettered",
+          id: task.id,
+          attempts: task.attempt,
+          reason,
+          queue: target,
+          durationMs,
+        });
+      }
+    }
+  } catch (error) {
+    // Held for a while before it goes back: a move that cannot succeed (missing permissions,
+    // say) must not turn into a hot redelivery loop.
+    onEvent({
+      type: "warning",
+      message: `Task ${task.id} failed (${reason}) and could not be moved (${
+        describeError(error)
+      }); it goes back to the queue in ${policy.retryDelay} ms`,
+    });
+    await sleep(policy.retryDelay);
+    settle(delivery, "requeue", task, onEvent);
+  }
+}
+
+/**
+ * Acks or requeues a delivery. Its tag belongs to the channel that delivered it; if that channel
+ * is gone the broker has already put the task back, so it will be redelivered, and nothing may be
+ * sent for it on another channel. Returns whether the ack or requeue was sent.
+ */
+function settle(
+  delivery: Delivery,
+  how: "ack" | "requeue",
+  task: Task,
+  onEvent: (event: TaskEvent) => void,
+): boolean {
+  try {
+    if (how === "ack") delivery.channel.ack(delivery.message);
+    else delivery.channel.nack(delivery.message, false, true);
+    return true;
+  } catch {
+    onEvent({ type: "stale_delivery", id: task.id });
+    return false;
+  }
+}
