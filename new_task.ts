@@ -7,10 +7,12 @@
  * deno task send First message.          # one task; each dot is a second of work
  * deno task send                         # sends "Hello World!"
  * deno task send --queue reports Build.  # another queue
+ * seq 1000 | deno task send --stdin       # one task per line, pipelined, on one connection
  * ```
  *
- * Exit codes: 0 sent and confirmed, 1 not sent (broker unreachable, refused, no confirm),
- * 2 bad arguments.
+ * Exit codes: 0 sent and confirmed (every task, with --stdin), 1 not sent (broker unreachable,
+ * refused, no confirm; with --stdin it says how many tasks were confirmed), 2 bad arguments or
+ * empty input.
  *
  * @module
  */
@@ -29,15 +31,30 @@ import {
 } from "./lib/flags.ts";
 import { TaskPublisher } from "./lib/publisher.ts";
 import { parseAmqpUrl } from "./lib/url.ts";
-import { UsageError } from "./lib/errors.ts";
+import { nonEmptyLines, sendAll } from "./lib/bulk_send.ts";
+import { describeError, UsageError } from "./lib/errors.ts";
 
 /** The producer's command line. */
 export const NEW_TASK_COMMAND: CommandSpec = {
   usage: "deno task send [OPTIONS] [MESSAGE...]",
-  summary: 'Send a task (the words of MESSAGE, or "Hello World!") to the task queue.',
+  summary:
+    'Send a task (the words of MESSAGE, or "Hello World!") to the task queue; with --stdin, one task per line.',
   flags: [
     URL_FLAG,
     QUEUE_FLAG,
+    {
+      name: "stdin",
+      kind: "boolean",
+      description:
+        "Send one task per line of standard input (empty lines skipped), all on one connection.",
+    },
+    {
+      name: "window",
+      kind: "string",
+      valueName: "N",
+      default: "1000",
+      description: "With --stdin: the most tasks published but not yet confirmed at once.",
+    },
     {
       name: "confirm-timeout",
       kind: "string",
@@ -54,7 +71,9 @@ export const NEW_TASK_COMMAND: CommandSpec = {
 interface NewTaskConfig {
   url: string;
   queue: string;
-  message: string;
+  /** One task from the command line, or undefined to read tasks from stdin. */
+  message: string | undefined;
+  window: number;
   confirmTimeout: number;
   heartbeat: number;
   ca: string | undefined;
@@ -72,13 +91,21 @@ export function main(args: string[]): Promise<number> {
       return {
         url,
         queue,
-        message: taskMessage(positionals),
+        message: values.stdin === true ? stdinOnly(positionals) : taskMessage(positionals),
+        window: parseInteger("window", values.window, { min: 1, max: 1_000_000 }),
         confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], { min: 1 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
         ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
       };
     },
     async run(config) {
+      // Read ahead one line, so that empty input is refused before connecting.
+      const tasks = config.message === undefined ? nonEmptyLines(Deno.stdin.readable) : undefined;
+      const first = await tasks?.next();
+      if (first?.done) {
+        console.error("Empty input: no tasks on standard input");
+        return EXIT.usage;
+      }
       const connection = await connect(config.url, {
         heartbeat: config.heartbeat,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
@@ -93,14 +120,78 @@ export function main(args: string[]): Promise<number> {
             console.error(`The broker is blocking publishers (${reason}); waiting until it stops`);
           },
         });
-        await publisher.publish(config.message, { confirmTimeout: config.confirmTimeout });
-        console.log(` [x] Sent '${config.message}'`);
+        if (config.message !== undefined) {
+          await publisher.publish(config.message, { confirmTimeout: config.confirmTimeout });
+          console.log(` [x] Sent '${config.message}'`);
+          return EXIT.ok;
+        }
+        return await sendStdin(publisher, prepend(first!.value!, tasks!), config);
       } finally {
         await connection.close().catch(() => {});
       }
-      return EXIT.ok;
     },
   });
+}
+
+async function* prepend<T>(first: T, rest: AsyncIterable<T>): AsyncGenerator<T> {
+  yield first;
+  yield* rest;
+}
+
+async function sendStdin(
+  publisher: TaskPublisher,
+  tasks: AsyncIterable<string>,
+  config: NewTaskConfig,
+): Promise<number> {
+  const started = performance.now();
+  const progress = Deno.stderr.isTerminal() ? new ProgressLine(started) : undefined;
+  const result = await sendAll(publisher, tasks, {
+    window: config.window,
+    confirmTimeout: config.confirmTimeout,
+    ...(progress ? { onConfirmed: (confirmed: number) => progress.update(confirmed) } : {}),
+  });
+  progress?.clear();
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (result.error === undefined) {
+    console.log(` [x] Sent ${result.confirmed} tasks in ${seconds} s`);
+    return EXIT.ok;
+  }
+  console.error(
+    `${
+      describeError(result.error)
+    }. Confirmed ${result.confirmed} of ${result.published} tasks published; the first ${result.confirmedPrefix} are all confirmed: re-send from task ${
+      result.confirmedPrefix + 1
+    }`,
+  );
+  return EXIT.failure;
+}
+
+/** A progress line on a terminal: count and rate, redrawn at most five times a second. */
+class ProgressLine {
+  #started: number;
+  #last = 0;
+
+  constructor(started: number) {
+    this.#started = started;
+  }
+
+  update(confirmed: number): void {
+    const now = performance.now();
+    if (now - this.#last < 200) return;
+    this.#last = now;
+    const rate = Math.round(confirmed / ((now - this.#started) / 1000));
+    Deno.stderr.writeSync(new TextEncoder().encode(`\r  ${confirmed} tasks confirmed (${rate}/s)`));
+  }
+
+  clear(): void {
+    Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+  }
+}
+
+/** With --stdin the tasks come from standard input only. */
+function stdinOnly(words: readonly string[]): undefined {
+  if (words.length > 0) throw new UsageError("Give either MESSAGE or --stdin, not both");
+  return undefined;
 }
 
 /** The task body: the words joined by spaces, or the tutorial's "Hello World!" for none. */

@@ -62,6 +62,7 @@ export class TaskPublisher {
   #blocked = false;
   #closeReason: string | undefined;
   #unlisten: () => void = () => {};
+  #drained: PromiseWithResolvers<void> | undefined;
 
   /** Wraps a confirm channel on which `queue` has been declared. */
   constructor(channel: ConfirmChannel, queue: string) {
@@ -75,6 +76,21 @@ export class TaskPublisher {
     });
     // Why the broker closed the channel (a message over its size limit, say) is only told here.
     channel.on("error", (error: unknown) => this.#closeReason = brokerReason(error));
+    // A closed channel never drains; let waiters go on and fail on their next publish.
+    const drained = () => {
+      this.#drained?.resolve();
+      this.#drained = undefined;
+    };
+    channel.on("drain", drained);
+    channel.on("close", drained);
+  }
+
+  /**
+   * Resolves when the channel can take more: after a publish found its write buffer full, this
+   * waits for amqplib's "drain" event. Bulk senders await it before each publish.
+   */
+  writable(): Promise<void> {
+    return this.#drained?.promise ?? Promise.resolve();
   }
 
   /** Opens a confirm channel on `connection` and declares `queue`. */
@@ -156,7 +172,7 @@ export class TaskPublisher {
         timestamp: Math.floor(Date.now() / 1000),
       };
       try {
-        this.#channel.sendToQueue(this.queue, content, properties, (error) => {
+        const room = this.#channel.sendToQueue(this.queue, content, properties, (error) => {
           if (error) finish(this.#notSent(id, error));
           else if (this.#returned.delete(id)) {
             finish(
@@ -164,6 +180,7 @@ export class TaskPublisher {
             );
           } else finish();
         });
+        if (!room) this.#drained ??= Promise.withResolvers<void>();
       } catch (error) {
         finish(this.#notSent(id, error));
       }
