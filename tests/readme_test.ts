@@ -33,10 +33,20 @@ Deno.test("every `deno task` the README mentions exists in deno.json", () => {
 
 Deno.test("deno.json runs each entry script with exactly the permissions of its shebang", () => {
   for (
-    const [task, script] of [["worker", "worker.ts"], ["send", "new_task.ts"], ["demo", "demo.ts"]]
+    const [task, script, ...args] of [
+      ["worker", "worker.ts"],
+      ["send", "new_task.ts"],
+      ["demo", "demo.ts"],
+      ["dead", "queue.ts", "dead"],
+      ["requeue", "queue.ts", "requeue"],
+      ["purge", "queue.ts", "purge"],
+    ]
   ) {
     const command = DENO_JSON.tasks[task!];
     assert.ok(command, `task ${task}`);
-    assert.equal(command, `deno run ${scriptPermissions(script!).join(" ")} ${script}`);
+    assert.equal(
+      command,
+      `deno run ${scriptPermissions(script!).join(" ")} ${[script, ...args].join(" ")}`,
+    );
   }
 });

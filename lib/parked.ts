@@ -1,0 +1,435 @@
+/**
+ * Parked tasks: the tasks a worker gave up on, kept in `<queue>.dead`. Listing them, moving them
+ * back to the task queue, deleting them, and showing them safely on a terminal.
+ *
+ * Listing takes the tasks with `basic.get` without acking them and hands them all back at the
+ * end, so the dead queue keeps its tasks and their order. Requeueing is, like every other move,
+ * publish-with-confirm to the task queue first and ack in the dead queue second: a crash in
+ * between leaves a duplicate, never a loss.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import type { Channel, GetMessage } from "amqplib";
+import { type ChannelOpener, openTaskChannel, type OpenTaskChannelOptions } from "./amqp.ts";
+import { attemptsSoFar, deadQueueName, republish, TASK_HEADERS } from "./dead_letter.ts";
+import { AmqpError, brokerReason, describeError, replyCode } from "./errors.ts";
+
+/** One parked task, as read from the dead queue. */
+export interface ParkedTask {
+  /** The task id (AMQP `message-id`); undefined when the producer set none. */
+  id: string | undefined;
+  /** The body, unchanged. */
+  body: Buffer;
+  /** Tries made before it was parked (`task-attempts`, 0 when absent). */
+  attempts: number;
+  /** Why its last try failed (`task-failure-reason`). */
+  reason: string | undefined;
+  /** When it was parked, ISO 8601 (`task-failed-at`). */
+  failedAt: string | undefined;
+  /** The host of the worker that parked it (`task-worker`). */
+  worker: string | undefined;
+  /** The task queue it came from (`task-queue`). */
+  queue: string | undefined;
+}
+
+/** Options for {@linkcode listParked}. */
+export interface ListParkedOptions {
+  /**
+   * The most tasks to list, oldest first.
+   * @default {Infinity}
+   */
+  limit?: number;
+}
+
+/** What {@linkcode listParked} found. */
+export interface ParkedList {
+  /** The dead queue's name. */
+  deadQueue: string;
+  /** Tasks ready in the dead queue when the listing started (0 when it does not exist). */
+  total: number;
+  /** The oldest `limit` of them, in queue order. */
+  tasks: ParkedTask[];
+}
+
+/** Options for {@linkcode requeueParked}. */
+export interface RequeueParkedOptions {
+  /**
+   * The most tasks to move back, oldest first.
+   * @default {Infinity}
+   */
+  limit?: number;
+  /**
+   * Called after each task was confirmed in the task queue and acked in the dead queue.
+   * @default {() => {}}
+   */
+  onRequeued?: (task: ParkedTask) => void;
+  /**
+   * Called when the task queue exists with other arguments and is used as it is.
+   * @default {() => {}}
+   */
+  onWarning?: OpenTaskChannelOptions["onWarning"];
+}
+
+/** What {@linkcode requeueParked} did. */
+export interface RequeueResult {
+  /** The dead queue's name. */
+  deadQueue: string;
+  /** Tasks ready in the dead queue when it started (0 when it does not exist). */
+  total: number;
+  /** Tasks moved back to the task queue. */
+  requeued: number;
+}
+
+/** Headers that describe a failure; a requeued task starts afresh without them. */
+const FAILURE_HEADERS: readonly string[] = [
+  TASK_HEADERS.reason,
+  TASK_HEADERS.failedAt,
+  TASK_HEADERS.worker,
+  TASK_HEADERS.queue,
+];
+
+/**
+ * Tasks ready in the dead queue of `queue`, or undefined when there is no dead queue. A passive
+ * check: nothing is declared.
+ *
+ * @throws {AmqpError} when the broker refuses the check for another reason (access refused).
+ */
+export async function countParked(
+  connection: ChannelOpener,
+  queue: string,
+): Promise<number | undefined> {
+  const deadQueue = deadQueueName(queue);
+  // A failed passive check closes its channel, so it gets one of its own.
+  const channel = await connection.createChannel();
+  channel.on("error", () => {});
+  try {
+    return (await channel.checkQueue(deadQueue)).messageCount;
+  } catch (error) {
+    if (replyCode(error) === 404) return undefined;
+    throw new AmqpError(`Cannot check queue "${deadQueue}": ${brokerReason(error)}`, {
+      cause: error,
+      code: replyCode(error),
+    });
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+/**
+ * Reads the parked tasks of `queue` without removing them: each is taken with `basic.get` and not
+ * acked, and all are handed back to the broker (nack with requeue) before the channel closes. The
+ * broker puts them back where they were, so order is kept. While a listing runs, the tasks it
+ * holds are invisible to other readers of the dead queue. A dead queue that does not exist is
+ * listed as empty, and is not created.
+ *
+ * @throws {RangeError} when `limit` is not a whole number of at least 1 (or Infinity).
+ * @throws {AmqpError} when the broker refuses or the connection drops; the tasks stay parked.
+ */
+export async function listParked(
+  connection: ChannelOpener,
+  queue: string,
+  options: ListParkedOptions = {},
+): Promise<ParkedList> {
+  const { limit = Infinity } = options;
+  checkLimit(limit);
+  const deadQueue = deadQueueName(queue);
+  const total = await countParked(connection, queue) ?? 0;
+  const tasks: ParkedTask[] = [];
+  if (total === 0) return { deadQueue, total, tasks };
+  const channel = await connection.createChannel();
+  channel.on("error", () => {});
+  try {
+    // Bounded by the count at the start: tasks parked meanwhile are not chased.
+    while (tasks.length < Math.min(limit, total)) {
+      const message = await getTask(channel, deadQueue);
+      if (message === false) break;
+      tasks.push(parkedTask(message));
+    }
+    return { deadQueue, total, tasks };
+  } finally {
+    // Closing the channel would hand them back too; the nack says so explicitly.
+    try {
+      channel.nackAll(true);
+    } catch {
+      // The channel is already closed, which hands them back as well.
+    }
+    await channel.close().catch(() => {});
+  }
+}
+
+/**
+ * Moves the parked tasks of `queue` back to `queue`, oldest first, each with `task-attempts` reset
+ * to 0 and the failure headers (`task-failure-reason`, `task-failed-at`, `task-worker`,
+ * `task-queue`) removed, so that it gets all its tries again. Each is published to the task queue
+ * with a confirm first and acked in the dead queue second. The task queue is declared the way the
+ * project declares it. Moves at most as many tasks as were parked when it started, so a task
+ * that fails and is parked again meanwhile is not moved twice.
+ *
+ * @throws {RangeError} when `limit` is not a whole number of at least 1 (or Infinity).
+ * @throws {AmqpError} when a copy is not confirmed, the broker refuses, or the connection drops;
+ * the message says how many were moved. The task in hand stays parked.
+ */
+export async function requeueParked(
+  connection: ChannelOpener,
+  queue: string,
+  options: RequeueParkedOptions = {},
+): Promise<RequeueResult> {
+  const { limit = Infinity, onRequeued = () => {}, onWarning = () => {} } = options;
+  checkLimit(limit);
+  const deadQueue = deadQueueName(queue);
+  const { channel } = await openTaskChannel(connection, queue, { confirm: true, onWarning });
+  let requeued = 0;
+  try {
+    const total = await countParked(connection, queue) ?? 0;
+    const wanted = Math.min(limit, total);
+    try {
+      while (requeued < wanted) {
+        const message = await getTask(channel, deadQueue);
+        if (message === false) break;
+        await republish(channel, queue, withoutFailureHeaders(message), {
+          [TASK_HEADERS.attempts]: 0,
+        });
+        channel.ack(message);
+        requeued++;
+        onRequeued(parkedTask(message));
+      }
+    } catch (error) {
+      throw new AmqpError(
+        `${
+          describeError(error)
+        } (${requeued} of ${wanted} requeued before; the rest are still parked)`,
+        { cause: error, code: replyCode(error) },
+      );
+    }
+    return { deadQueue, total, requeued };
+  } finally {
+    // Waiting for close-ok means the broker has had the last ack; a task in hand goes back.
+    await channel.close().catch(() => {});
+  }
+}
+
+/**
+ * Deletes every parked task of `queue` (purges `<queue>.dead`) and resolves with how many were
+ * deleted; 0 when there is no dead queue.
+ *
+ * @throws {AmqpError} when the broker refuses or the connection drops.
+ */
+export async function purgeParked(connection: ChannelOpener, queue: string): Promise<number> {
+  const deadQueue = deadQueueName(queue);
+  const channel = await connection.createChannel();
+  channel.on("error", () => {});
+  try {
+    return (await channel.purgeQueue(deadQueue)).messageCount;
+  } catch (error) {
+    if (replyCode(error) === 404) return 0;
+    throw new AmqpError(`Cannot purge queue "${deadQueue}": ${brokerReason(error)}`, {
+      cause: error,
+      code: replyCode(error),
+    });
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+async function getTask(channel: Channel, deadQueue: string): Promise<GetMessage | false> {
+  try {
+    return await channel.get(deadQueue, { noAck: false });
+  } catch (error) {
+    throw new AmqpError(`Cannot read queue "${deadQueue}": ${brokerReason(error)}`, {
+      cause: error,
+      code: replyCode(error),
+    });
+  }
+}
+
+function checkLimit(limit: number): void {
+  if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 1)) {
+    throw new RangeError(`Invalid limit "${limit}": expected a whole number of at least 1`);
+  }
+}
+
+function withoutFailureHeaders(message: GetMessage): GetMessage {
+  const headers = { ...message.properties.headers };
+  for (const name of FAILURE_HEADERS) delete headers[name];
+  return { ...message, properties: { ...message.properties, headers } };
+}
+
+/** The task as a dead-queue message carries it. */
+export function parkedTask(message: Pick<GetMessage, "content" | "properties">): ParkedTask {
+  const headers = message.properties.headers ?? {};
+  const id = message.properties.messageId;
+  return {
+    id: typeof id === "string" && id !== "" ? id : undefined,
+    body: message.content,
+    attempts: attemptsSoFar(message),
+    reason: headerText(headers[TASK_HEADERS.reason]),
+    failedAt: headerText(headers[TASK_HEADERS.failedAt]),
+    worker: headerText(headers[TASK_HEADERS.worker]),
+    queue: headerText(headers[TASK_HEADERS.queue]),
+  };
+}
+
+function headerText(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "string") return value;
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return JSON.stringify(value);
+}
+
+/** A parked task as one JSON object, for `--json`: one per line. */
+export interface ParkedTaskJson {
+  /** The task id, or null. */
+  id: string | null;
+  /** The body as UTF-8 text (invalid bytes replaced by U+FFFD). */
+  body: string;
+  /** The exact body, base64; only when the body is not valid UTF-8. */
+  body_base64?: string;
+  /** Tries made before it was parked. */
+  attempts: number;
+  /** Why its last try failed, or null. */
+  reason: string | null;
+  /** When it was parked (ISO 8601), or null. */
+  failed_at: string | null;
+  /** The host of the worker that parked it, or null. */
+  worker: string | null;
+  /** The task queue it came from, or null. */
+  queue: string | null;
+}
+
+/** The `--json` object of a parked task. */
+export function parkedTaskJson(task: ParkedTask): ParkedTaskJson {
+  const utf8 = decodeUtf8(task.body);
+  return {
+    id: task.id ?? null,
+    body: utf8 ?? new TextDecoder().decode(task.body),
+    ...(utf8 === undefined ? { body_base64: Buffer.from(task.body).toString("base64") } : {}),
+    attempts: task.attempts,
+    reason: task.reason ?? null,
+    failed_at: task.failedAt ?? null,
+    worker: task.worker ?? null,
+    queue: task.queue ?? null,
+  };
+}
+
+/**
+ * The `--json` line of a parked task. Characters a terminal would act on (bidi overrides, C1
+ * controls, line separators) are written as `\uXXXX` escapes, which JSON parsers read back as
+ * the same characters.
+ */
+export function formatParkedJson(task: ParkedTask): string {
+  return JSON.stringify(parkedTaskJson(task)).replace(
+    /[\p{Cc}\p{Cf}\p{Co}\p{Zl}\p{Zp}]/gu,
+    (char) =>
+      Array.from(
+        { length: char.length },
+        (_, i) => `\\u${char.charCodeAt(i).toString(16).padStart(4, "0")}`,
+      ).join(""),
+  );
+}
+
+/** How much of a body a listing line shows, in characters. */
+export const BODY_PREVIEW_CHARS = 80;
+
+/**
+ * A parked task as one line for a terminal: id, attempts, failed-at, reason and the start of the
+ * body. Everything that came from the message is escaped, so a task cannot move the cursor,
+ * change colours or start a new line.
+ */
+export function formatParkedLine(task: ParkedTask): string {
+  const id = task.id === undefined ? "(no id)" : escapeText(task.id);
+  const reason = task.reason === undefined ? "-" : `"${escapeText(task.reason)}"`;
+  const failedAt = task.failedAt === undefined ? "-" : escapeText(task.failedAt);
+  return `${id}  attempts ${task.attempts}  failed-at ${failedAt}  reason ${reason}  body ${
+    previewBody(task.body)
+  }`;
+}
+
+/**
+ * The body quoted and escaped for a terminal, cut after `maxChars` characters of the escaped text
+ * with `…` and the body's size: `"Fourth message...."`, `"\u{1b}[31mred"`, `"\xff\xfe"`.
+ * Invalid UTF-8 bytes show as `\xHH`; control, format and separator characters as `\u{H}`.
+ */
+export function previewBody(body: Uint8Array, maxChars = BODY_PREVIEW_CHARS): string {
+  let shown = "";
+  for (const token of escapeTokens(bodyTokens(body))) {
+    // Whole tokens only: an escape is never cut in half.
+    if (shown.length + token.length > maxChars) return `"${shown}"… (${body.length} bytes)`;
+    shown += token;
+  }
+  return `"${shown}"`;
+}
+
+/**
+ * `text` with everything a terminal would act on escaped: `\n`, `\t`, `\"`, `\\`, and control,
+ * format and separator characters as `\u{H}` (ESC, bidi overrides, zero-width characters).
+ */
+export function escapeText(text: string): string {
+  return escapeTokens(codePoints(text)).join("");
+}
+
+const UNPRINTABLE = /^[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}]$/u;
+const SHORT_ESCAPES: Record<string, string> = {
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\\": "\\\\",
+  '"': '\\"',
+};
+
+/** One display token per code point (or per invalid byte, already escaped as `\xHH`). */
+interface Token {
+  text: string;
+  raw: boolean;
+}
+
+function escapeTokens(tokens: readonly Token[]): string[] {
+  return tokens.map(({ text, raw }) => {
+    if (raw) return text;
+    const short = SHORT_ESCAPES[text];
+    if (short !== undefined) return short;
+    if (UNPRINTABLE.test(text)) return `\\u{${text.codePointAt(0)!.toString(16)}}`;
+    return text;
+  });
+}
+
+function codePoints(text: string): Token[] {
+  return Array.from(text, (char) => ({ text: char, raw: false }));
+}
+
+function bodyTokens(body: Uint8Array): Token[] {
+  const whole = decodeUtf8(body);
+  if (whole !== undefined) return codePoints(whole);
+  const tokens: Token[] = [];
+  for (let i = 0; i < body.length;) {
+    const length = sequenceLength(body[i]!);
+    const char = length === 0 ? undefined : decodeUtf8(body.subarray(i, i + length));
+    if (char !== undefined && Array.from(char).length === 1) {
+      tokens.push({ text: char, raw: false });
+      i += length;
+    } else {
+      tokens.push({ text: `\\x${body[i]!.toString(16).padStart(2, "0")}`, raw: true });
+      i++;
+    }
+  }
+  return tokens;
+}
+
+// The length of the UTF-8 sequence a lead byte starts; 0 for a byte that cannot lead one.
+function sequenceLength(lead: number): number {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) return 2;
+  if (lead >= 0xe0 && lead <= 0xef) return 3;
+  if (lead >= 0xf0 && lead <= 0xf4) return 4;
+  return 0;
+}
+
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
