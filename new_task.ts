@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
 /**
  * The producer: sends one task to the durable task queue and exits 0 only after the broker has
  * confirmed it, so a task reported as sent is on disk in the queue.
@@ -17,7 +17,14 @@
  * @module
  */
 
-import { connect, readCaFile, validateQueueName } from "./lib/amqp.ts";
+import {
+  connect,
+  parseBrokerList,
+  parseQueueType,
+  type QueueType,
+  readCaFile,
+  validateQueueName,
+} from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
 import {
   CA_FLAG,
@@ -26,11 +33,11 @@ import {
   HELP_FLAG,
   parseInteger,
   QUEUE_FLAG,
+  QUEUE_TYPE_FLAG,
   requireString,
   URL_FLAG,
 } from "./lib/flags.ts";
 import { TaskPublisher } from "./lib/publisher.ts";
-import { parseAmqpUrl } from "./lib/url.ts";
 import { nonEmptyLines, sendAll } from "./lib/bulk_send.ts";
 import { describeError, UsageError } from "./lib/errors.ts";
 
@@ -42,6 +49,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
   flags: [
     URL_FLAG,
     QUEUE_FLAG,
+    QUEUE_TYPE_FLAG,
     {
       name: "stdin",
       kind: "boolean",
@@ -71,6 +79,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
 interface NewTaskConfig {
   url: string;
   queue: string;
+  queueType: QueueType;
   /** One task from the command line, or undefined to read tasks from stdin. */
   message: string | undefined;
   window: number;
@@ -85,12 +94,13 @@ export function main(args: string[]): Promise<number> {
     allowPositionals: true,
     configure({ values, positionals }) {
       const url = requireString("url", values.url);
-      parseAmqpUrl(url);
+      parseBrokerList(url);
       const queue = requireString("queue", values.queue);
       validateQueueName(queue);
       return {
         url,
         queue,
+        queueType: parseQueueType(requireString("queue-type", values["queue-type"])),
         message: values.stdin === true ? stdinOnly(positionals) : taskMessage(positionals),
         window: parseInteger("window", values.window, { min: 1, max: 1_000_000 }),
         confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], { min: 1 }),
@@ -113,6 +123,7 @@ export function main(args: string[]): Promise<number> {
       try {
         let toldBlocked = false;
         const publisher = await TaskPublisher.open(connection, config.queue, {
+          queueType: config.queueType,
           onWarning: (line) => console.error(line),
           onBlocked: (reason) => {
             if (toldBlocked) return;

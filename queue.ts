@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
 /**
  * Parked tasks: a task that failed on its last try is parked in `<queue>.dead`. This script lists
  * them without removing them, moves them back to the task queue for another round of tries, or
@@ -21,7 +21,14 @@
  * @module
  */
 
-import { connect, readCaFile, type RecoveringChannelModel, validateQueueName } from "./lib/amqp.ts";
+import {
+  connect,
+  parseBrokerList,
+  parseQueueType,
+  readCaFile,
+  type RecoveringChannelModel,
+  validateQueueName,
+} from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
 import { deadQueueName } from "./lib/dead_letter.ts";
 import { UsageError } from "./lib/errors.ts";
@@ -33,6 +40,7 @@ import {
   type ParsedFlags,
   parseInteger,
   QUEUE_FLAG,
+  QUEUE_TYPE_FLAG,
   requireString,
   URL_FLAG,
 } from "./lib/flags.ts";
@@ -45,7 +53,6 @@ import {
   purgeParked,
   requeueParked,
 } from "./lib/parked.ts";
-import { parseAmqpUrl } from "./lib/url.ts";
 
 /** `queue.ts dead`: list parked tasks. */
 export const DEAD_COMMAND: CommandSpec = {
@@ -79,6 +86,7 @@ export const REQUEUE_COMMAND: CommandSpec = {
   flags: [
     URL_FLAG,
     QUEUE_FLAG,
+    QUEUE_TYPE_FLAG,
     {
       name: "limit",
       kind: "string",
@@ -179,7 +187,7 @@ interface Common {
 
 function common({ values }: ParsedFlags): Common {
   const url = requireString("url", values.url);
-  parseAmqpUrl(url);
+  parseBrokerList(url);
   const queue = requireString("queue", values.queue);
   validateQueueName(queue);
   validateQueueName(deadQueueName(queue));
@@ -244,11 +252,16 @@ function dead(args: string[]): Promise<number> {
 
 function requeue(args: string[]): Promise<number> {
   return runCommand(REQUEUE_COMMAND, args, {
-    configure: (flags) => ({ ...common(flags), limit: limitOf(flags.values) }),
+    configure: (flags) => ({
+      ...common(flags),
+      limit: limitOf(flags.values),
+      queueType: parseQueueType(requireString("queue-type", flags.values["queue-type"])),
+    }),
     run: (config) =>
       withConnection(config, async (connection) => {
         const { deadQueue, total, requeued } = await requeueParked(connection, config.queue, {
           limit: config.limit,
+          queueType: config.queueType,
           onWarning: (line) => console.error(line),
           onRequeued: (task) => {
             const id = task.id === undefined ? "(no id)" : escapeText(task.id);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE --allow-read --allow-run --allow-sys=hostname
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
 /**
  * The worker: takes tasks from the durable task queue (fair dispatch), does them, and acks each
  * task only once it is done, so a task whose worker dies goes to another worker. A task that
@@ -21,7 +21,13 @@
  */
 
 import { Buffer } from "node:buffer";
-import { readCaFile, validateQueueName } from "./lib/amqp.ts";
+import {
+  parseBrokerList,
+  parseQueueType,
+  type QueueType,
+  readCaFile,
+  validateQueueName,
+} from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
 import { runWorker, type TaskHandler, type WorkerEvent } from "./lib/consumer.ts";
 import { execTask } from "./lib/exec.ts";
@@ -33,11 +39,11 @@ import {
   HELP_FLAG,
   parseInteger,
   QUEUE_FLAG,
+  QUEUE_TYPE_FLAG,
   requireString,
   URL_FLAG,
 } from "./lib/flags.ts";
 import { onShutdownSignal } from "./lib/shutdown.ts";
-import { parseAmqpUrl } from "./lib/url.ts";
 
 /** RabbitMQ's default consumer ack timeout: a task still unacked then has its channel closed. */
 const BROKER_ACK_TIMEOUT_MS = 1_800_000;
@@ -49,6 +55,7 @@ export const WORKER_COMMAND: CommandSpec = {
   flags: [
     URL_FLAG,
     QUEUE_FLAG,
+    QUEUE_TYPE_FLAG,
     {
       name: "exec",
       kind: "string",
@@ -116,6 +123,7 @@ export const WORKER_COMMAND: CommandSpec = {
 interface WorkerConfig {
   url: string;
   queue: string;
+  queueType: QueueType;
   exec: string | undefined;
   concurrency: number;
   prefetch: number;
@@ -133,13 +141,14 @@ export function main(args: string[]): Promise<number> {
   return runCommand<WorkerConfig>(WORKER_COMMAND, args, {
     configure({ values }) {
       const url = requireString("url", values.url);
-      parseAmqpUrl(url);
+      parseBrokerList(url);
       const queue = requireString("queue", values.queue);
       validateQueueName(queue);
       const concurrency = parseInteger("concurrency", values.concurrency, { min: 1, max: 65535 });
       return {
         url,
         queue,
+        queueType: parseQueueType(requireString("queue-type", values["queue-type"])),
         exec: values.exec === undefined ? undefined : requireString("exec", values.exec),
         concurrency,
         prefetch: values.prefetch === undefined
@@ -180,6 +189,7 @@ export function main(args: string[]): Promise<number> {
           });
       await runWorker(config.url, handler, {
         queue: config.queue,
+        queueType: config.queueType,
         concurrency: config.concurrency,
         prefetch: config.prefetch,
         taskTimeout: config.taskTimeout,
@@ -231,9 +241,9 @@ export function describeEvent(event: WorkerEvent, tries: number): string | undef
     case "connection_lost":
       return `Lost the connection to the broker (${event.reason}); reconnecting`;
     case "reconnecting":
-      return `Reconnecting (attempt ${event.attempt}) in ${event.delay} ms: ${event.reason}`;
+      return `Reconnecting to ${event.url} (attempt ${event.attempt}) in ${event.delay} ms: ${event.reason}`;
     case "reconnected":
-      return "Reconnected; consuming again";
+      return `Reconnected to ${event.url}; consuming again`;
     case "channel_lost":
       return `The broker closed the channel (${event.reason}); opening a new one`;
     case "consumer_cancelled":

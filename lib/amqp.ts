@@ -19,6 +19,7 @@ export type {
 export {
   connect,
   type ConnectOptions,
+  parseBrokerList,
   readCaFile,
   reconnectDelay,
   type ReconnectInfo,
@@ -40,23 +41,71 @@ export interface QueueInfo {
   consumerCount: number;
 }
 
+/** The kinds of queue a task queue can be. */
+export const QUEUE_TYPES = ["classic", "quorum"] as const;
+
+/** `classic` (the tutorial's, on one node) or `quorum` (replicated across a cluster). */
+export type QueueType = typeof QUEUE_TYPES[number];
+
+/** Options for {@linkcode declareTaskQueue}. */
+export interface DeclareTaskQueueOptions {
+  /**
+   * The queue type. Classic is declared exactly as the tutorial does (durable, no arguments),
+   * so programs in other languages declaring `queue_declare('task_queue', durable=True)` share
+   * it; quorum adds `x-queue-type: quorum`.
+   * @default {"classic"}
+   */
+  type?: QueueType;
+}
+
 /**
- * Declares the task queue as the tutorial does: durable, no arguments, so that programs in other
- * languages declaring `queue_declare('task_queue', durable=True)` share it with ours.
+ * Declares the task queue: the one place it is declared.
  *
  * @throws {AmqpError} with code 406 when the queue exists with other arguments; the channel is
  * then closed by the broker.
  */
-export async function declareTaskQueue(channel: Channel, queue: string): Promise<QueueInfo> {
+export async function declareTaskQueue(
+  channel: Channel,
+  queue: string,
+  options: DeclareTaskQueueOptions = {},
+): Promise<QueueInfo> {
+  const { type = "classic" } = options;
   validateQueueName(queue);
   try {
-    return await channel.assertQueue(queue, { durable: true });
+    return await channel.assertQueue(
+      queue,
+      type === "classic"
+        ? { durable: true }
+        : { durable: true, arguments: { "x-queue-type": type } },
+    );
   } catch (error) {
     throw new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
       cause: error,
       code: replyCode(error),
     });
   }
+}
+
+/**
+ * Checks a `--queue-type` value.
+ *
+ * @throws {TypeError} when it is not one of {@linkcode QUEUE_TYPES}.
+ */
+export function parseQueueType(value: string): QueueType {
+  const type = QUEUE_TYPES.find((known) => known === value);
+  if (!type) {
+    throw new TypeError(`Invalid queue type "${value}": expected ${QUEUE_TYPES.join(" or ")}`);
+  }
+  return type;
+}
+
+// The broker names the type it has and the one asked for; "none" means a classic queue.
+function typeMismatch(reason: string): { asked: string; existing: string } | undefined {
+  const match =
+    /'x-queue-type'.*received (none|the value '(\w+)').* but current is (none|the value '(\w+)')/
+      .exec(reason);
+  if (!match) return undefined;
+  return { asked: match[2] ?? "classic", existing: match[4] ?? "classic" };
 }
 
 /**
@@ -81,6 +130,11 @@ export interface OpenTaskChannelOptions {
    * @default {false}
    */
   confirm?: boolean;
+  /**
+   * The queue type to declare.
+   * @default {"classic"}
+   */
+  queueType?: QueueType;
   /**
    * Called once when the queue exists with other arguments and is used as it is.
    * @default {() => {}}
@@ -116,7 +170,7 @@ export async function openTaskChannel(
   queue: string,
   options: OpenTaskChannelOptions = {},
 ): Promise<TaskChannel<Channel>> {
-  const { confirm = false, onWarning = () => {} } = options;
+  const { confirm = false, queueType = "classic", onWarning = () => {} } = options;
   const open = async () => {
     const channel = confirm
       ? await connection.createConfirmChannel()
@@ -127,16 +181,18 @@ export async function openTaskChannel(
   };
   const first = await open();
   try {
-    return { channel: first, info: await declareTaskQueue(first, queue) };
+    return { channel: first, info: await declareTaskQueue(first, queue, { type: queueType }) };
   } catch (error) {
     if (!(error instanceof AmqpError) || error.code !== 406) throw error;
     const second = await open();
     try {
       const info = await second.checkQueue(queue);
+      const reason = brokerReason(error.cause);
+      const types = typeMismatch(reason);
       onWarning(
-        `Queue "${queue}" exists with other arguments; using it as it is (${
-          brokerReason(error.cause)
-        }). To have it declared as the tutorial does, delete it: rabbitmqctl delete_queue ${queue}`,
+        types
+          ? `Queue "${queue}" is a ${types.existing} queue, not ${types.asked} as asked; using it as it is`
+          : `Queue "${queue}" exists with other arguments; using it as it is (${reason}). To have it declared as the tutorial does, delete it: rabbitmqctl delete_queue ${queue}`,
       );
       return { channel: second, info };
     } catch (checkError) {

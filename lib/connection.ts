@@ -5,7 +5,12 @@
  * @module
  */
 
-import { type ChannelModel, connect as amqpConnect, type RecoveringChannelModel } from "amqplib";
+import {
+  type ChannelModel,
+  connect as amqpConnect,
+  type Options,
+  type RecoveringChannelModel,
+} from "amqplib";
 import { AmqpError, describeError, replyCode } from "./errors.ts";
 import { displayUrl, parseAmqpUrl } from "./url.ts";
 
@@ -17,6 +22,8 @@ export interface ReconnectInfo {
   delay: number;
   /** Why the last attempt or the connection failed, one line, no credentials. */
   reason: string;
+  /** The broker the attempt goes to, without credentials. */
+  url: string;
 }
 
 /** Options for {@linkcode connect}. */
@@ -57,6 +64,11 @@ export interface ConnectOptions {
    */
   setup?: (connection: ChannelModel) => Promise<void>;
   /**
+   * Called with the broker's address (without credentials) each time a connection is made.
+   * @default {() => {}}
+   */
+  onConnected?: (url: string) => void;
+  /**
    * Called before each reconnect attempt after a drop.
    * @default {() => {}}
    */
@@ -76,7 +88,9 @@ export function reconnectDelay(attempt: number): number {
 
 /**
  * Opens a connection to the broker at `url` with amqplib's connection recovery: with `recover`,
- * a dropped connection reconnects by itself and runs `setup` again.
+ * a dropped connection reconnects by itself and runs `setup` again. `url` may be a
+ * comma-separated list of brokers (a cluster's nodes): the first that answers is used, and after
+ * a drop they are tried in turn.
  *
  * @throws {TypeError} when `url` is not an amqp:// or amqps:// URL.
  * @throws {AmqpError} when the broker cannot be reached or refuses the connection; the message
@@ -93,6 +107,7 @@ export async function connect(
     recover = false,
     ca,
     setup,
+    onConnected = () => {},
     onReconnecting = () => {},
   } = options;
   if (!Number.isInteger(heartbeat) || heartbeat < 0) {
@@ -101,26 +116,41 @@ export async function connect(
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new RangeError(`Invalid attempts "${attempts}": expected a whole number of at least 1`);
   }
-  const parsed = parseAmqpUrl(url);
-  if (!parsed.searchParams.has("heartbeat")) {
-    parsed.searchParams.set("heartbeat", String(heartbeat));
-  }
+  const brokers = parseBrokerList(url);
+  const targets = brokers.map((broker) => connectTarget(broker, heartbeat));
+  // amqplib's recovery reads this object afresh on every attempt: pointing it at the next broker
+  // before an attempt is how a list of brokers is tried in turn with amqplib's own recovery.
+  const target: Options.Connect = { ...targets[0]! };
+  let index = 0;
+  const useNext = () => {
+    index = (index + 1) % targets.length;
+    Object.assign(target, targets[index]!);
+  };
   let lastError: unknown;
   let connected = false;
-  const connection = await amqpConnect(parsed.href, {
+  const connection = await amqpConnect(target, {
     // noDelay: Nagle plus delayed ACKs add ~40 ms to every round trip of a one-shot send.
     noDelay: true,
     timeout,
     ...(ca === undefined ? {} : { ca: [ca] }),
     recovery: {
       waitForConnect: false,
-      initialMaxRetries: attempts - 1,
+      initialMaxRetries: attempts * targets.length - 1,
       maxRetries: recover ? Infinity : 0,
       calculateDelay(attempt: number) {
         // Thrown here, the error ends recovery and becomes the reason the first connect failed.
-        if (!connected && isFinal(lastError)) throw lastError;
-        const delay = reconnectDelay(attempt);
-        if (connected) onReconnecting({ attempt, delay, reason: describeError(lastError) });
+        if (!connected && attempt >= targets.length && isFinal(lastError)) throw lastError;
+        useNext();
+        // The next broker is tried at once; a full round of failures backs off.
+        const delay = attempt % targets.length === 0 ? reconnectDelay(attempt / targets.length) : 0;
+        if (connected) {
+          onReconnecting({
+            attempt,
+            delay,
+            reason: describeError(lastError),
+            url: displayUrl(brokers[index]!),
+          });
+        }
         return delay;
       },
       async setup(model: ChannelModel) {
@@ -128,6 +158,7 @@ export async function connect(
         // during setup would otherwise throw its socket error out of the event loop.
         model.on("error", () => {});
         await setup?.(model);
+        onConnected(displayUrl(brokers[index]!));
       },
     },
   });
@@ -140,16 +171,47 @@ export async function connect(
     await connection.waitForConnect();
   } catch (error) {
     await connection.close().catch(() => {});
+    const where = brokers.map((broker) => `"${displayUrl(broker)}"`).join(", ");
+    const failed = brokers[index]!;
     throw new AmqpError(
-      `Cannot connect to "${displayUrl(parsed)}": ${connectReason(error, parsed)}`,
-      {
-        cause: error,
-        code: replyCode(error) ?? handshakeCode(error),
-      },
+      `Cannot connect to ${brokers.length > 1 ? `any of ${where}` : where}: ${
+        connectReason(error, failed)
+      }`,
+      { cause: error, code: replyCode(error) ?? handshakeCode(error) },
     );
   }
   connected = true;
   return connection;
+}
+
+/**
+ * Parses a broker address or a comma-separated list of them (a cluster's nodes).
+ *
+ * @throws {TypeError} when the list is empty or an address is not an amqp:// or amqps:// URL.
+ */
+export function parseBrokerList(urls: string): URL[] {
+  const list = urls.split(",").map((url) => url.trim()).filter((url) => url !== "");
+  if (list.length === 0) throw new TypeError("Invalid broker URL: none given");
+  return list.map(parseAmqpUrl);
+}
+
+// The object form of an address for amqplib, so that it can be swapped between attempts.
+function connectTarget(url: URL, heartbeat: number): Options.Connect {
+  const query = url.searchParams;
+  const number = (name: string) => query.has(name) ? Number(query.get(name)) : undefined;
+  return {
+    protocol: url.protocol.slice(0, -1),
+    hostname: url.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(url.port) || (url.protocol === "amqps:" ? 5671 : 5672),
+    username: decodeURIComponent(url.username) || "guest",
+    password: url.username === "" && url.password === ""
+      ? "guest"
+      : decodeURIComponent(url.password),
+    vhost: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : "/",
+    heartbeat: number("heartbeat") ?? heartbeat,
+    ...(number("frameMax") === undefined ? {} : { frameMax: number("frameMax")! }),
+    ...(number("channelMax") === undefined ? {} : { channelMax: number("channelMax")! }),
+  };
 }
 
 // Another attempt cannot fix a wrong password, an unknown vhost or host, or a setup the broker

@@ -13,11 +13,12 @@ import {
   type ConfirmChannel,
   connect,
   openTaskChannel,
+  type QueueType,
   reconnectDelay,
   type ReconnectInfo,
 } from "./amqp.ts";
-import { declareDeadQueue } from "./dead_letter.ts";
-import { describeError } from "./errors.ts";
+import { deadQueueName, declareDeadQueue } from "./dead_letter.ts";
+import { describeError, replyCode } from "./errors.ts";
 import { type FailurePolicy, runTask, type TaskEvent, type TaskHandler } from "./task_runner.ts";
 
 export type { Task, TaskEvent, TaskHandler } from "./task_runner.ts";
@@ -27,7 +28,7 @@ export type WorkerEvent =
   | TaskEvent
   | { type: "connection_lost"; reason: string }
   | ({ type: "reconnecting" } & ReconnectInfo)
-  | { type: "reconnected" }
+  | { type: "reconnected"; url: string }
   | { type: "channel_lost"; reason: string }
   | { type: "consumer_cancelled" };
 
@@ -38,6 +39,11 @@ export interface RunWorkerOptions {
    * @default {"task_queue"}
    */
   queue?: string;
+  /**
+   * The queue type to declare (and its dead queue's).
+   * @default {"classic"}
+   */
+  queueType?: QueueType;
   /**
    * How many tasks run at once.
    * @default {1}
@@ -120,6 +126,7 @@ export async function runWorker(
 ): Promise<void> {
   const {
     queue = "task_queue",
+    queueType = "classic",
     concurrency = 1,
     prefetch = concurrency,
     maxRetries = 3,
@@ -155,10 +162,17 @@ export async function runWorker(
 
   const subscribe = async (model: ChannelModel): Promise<void> => {
     const { channel } = await openTaskChannel(model, queue, {
+      queueType,
       onWarning: (message) => onEvent({ type: "warning", message }),
     });
     const mover = new Mover(model);
-    await declareDeadQueue(await mover.channel(), queue);
+    try {
+      await declareDeadQueue(await mover.channel(), queue, { type: queueType });
+    } catch (error) {
+      // A dead queue made with other arguments is used as it is, like the task queue.
+      if (replyCode(error) !== 406) throw error;
+      await (await mover.channel()).checkQueue(deadQueueName(queue));
+    }
     await channel.prefetch(prefetch);
     const subscription: Subscription = { channel, mover, consumerTag: "" };
     let closeReason = "no reason given";
@@ -217,15 +231,14 @@ export async function runWorker(
       if (!stopping) await subscribe(model);
     },
     onReconnecting: (info) => onEvent({ type: "reconnecting", ...info }),
+    onConnected: (url) => {
+      if (connectedOnce) onEvent({ type: "reconnected", url });
+    },
   });
   connection.on("disconnect", (error: unknown) => {
     live = undefined;
     current = undefined;
     if (!stopping) onEvent({ type: "connection_lost", reason: describeError(error) });
-  });
-  connection.on("connect", () => {
-    if (connectedOnce) onEvent({ type: "reconnected" });
-    connectedOnce = true;
   });
   connectedOnce = true;
 

@@ -37,10 +37,17 @@ export function retryQueueName(queue: string, delayMs: number): string {
   return `${queue}.retry.${delayMs}ms`;
 }
 
-/** Tries made so far on a delivered task, as recorded by earlier retries (0 for a new task). */
+/**
+ * Tries made so far on a delivered task (0 for a new task): those recorded by earlier retries,
+ * plus, on a quorum queue, the broker's count of deliveries that were never acked (the worker
+ * died or lost its connection while on it), so a task that crashes workers runs out of tries too.
+ */
 export function attemptsSoFar(message: Pick<Message, "properties">): number {
-  const value = Number(message.properties.headers?.[TASK_HEADERS.attempts] ?? 0);
-  return Number.isSafeInteger(value) && value > 0 ? value : 0;
+  const count = (name: string) => {
+    const value = Number(message.properties.headers?.[name] ?? 0);
+    return Number.isSafeInteger(value) && value > 0 ? value : 0;
+  };
+  return count(TASK_HEADERS.attempts) + count("x-delivery-count");
 }
 
 /** Options for {@linkcode retryDelay}. */
@@ -66,10 +73,27 @@ export function retryDelay(attempt: number, options: RetryDelayOptions = {}): nu
   return Math.min(cap, base * 2 ** (attempt - 1));
 }
 
-/** Declares `<queue>.dead`: durable, plain. */
-export async function declareDeadQueue(channel: Channel, queue: string): Promise<string> {
+/** Options for {@linkcode declareDeadQueue}. */
+export interface DeclareDeadQueueOptions {
+  /**
+   * The queue type, the same as the task queue's.
+   * @default {"classic"}
+   */
+  type?: "classic" | "quorum";
+}
+
+/** Declares `<queue>.dead`: durable, of the task queue's type. */
+export async function declareDeadQueue(
+  channel: Channel,
+  queue: string,
+  options: DeclareDeadQueueOptions = {},
+): Promise<string> {
+  const { type = "classic" } = options;
   const name = deadQueueName(queue);
-  await channel.assertQueue(name, { durable: true });
+  await channel.assertQueue(
+    name,
+    type === "classic" ? { durable: true } : { durable: true, arguments: { "x-queue-type": type } },
+  );
   return name;
 }
 

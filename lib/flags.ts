@@ -20,6 +20,8 @@ export interface FlagSpec {
   default?: string;
   /** An environment variable that supplies the value when the flag is absent. */
   env?: string;
+  /** The flag may be given more than once; the values are joined with commas. */
+  multiple?: boolean;
   /** One sentence for the help text and the README. */
   description: string;
 }
@@ -73,8 +75,10 @@ export function parseFlags(
   options: ParseFlagsOptions = {},
 ): ParsedFlags {
   const { allowPositionals = false, getEnv = (name) => Deno.env.get(name) } = options;
-  const config: Record<string, { type: "string" | "boolean" }> = {};
-  for (const spec of specs) config[spec.name] = { type: spec.kind };
+  const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
+  for (const spec of specs) {
+    config[spec.name] = spec.multiple ? { type: spec.kind, multiple: true } : { type: spec.kind };
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], options: config, strict: true, allowPositionals });
@@ -83,7 +87,9 @@ export function parseFlags(
   }
   const values: Record<string, string | boolean | undefined> = {};
   for (const spec of specs) {
-    const given = (parsed.values as Record<string, string | boolean | undefined>)[spec.name];
+    const raw =
+      (parsed.values as Record<string, string | boolean | string[] | undefined>)[spec.name];
+    const given = Array.isArray(raw) ? raw.join(",") : raw;
     if (spec.kind === "boolean") {
       values[spec.name] = given === true;
       continue;
@@ -168,7 +174,9 @@ export const URL_FLAG: FlagSpec = {
   valueName: "URL",
   env: "AMQP_URL",
   default: "amqp://localhost:5672",
-  description: "Broker address, amqp://user:pass@host:port/vhost (amqps:// for TLS).",
+  multiple: true,
+  description:
+    "Broker address, amqp://user:pass@host:port/vhost (amqps:// for TLS). Repeat it, or give a comma-separated list, for a cluster's nodes.",
 };
 
 /** `--queue`: the task queue's name. */
@@ -197,4 +205,15 @@ export const CA_FLAG: FlagSpec = {
   env: "AMQP_CA_FILE",
   description:
     "PEM file of the CA that signed the broker's certificate (amqps:// with a private CA).",
+};
+
+/** `--queue-type`: classic (the tutorial's) or quorum (replicated). */
+export const QUEUE_TYPE_FLAG: FlagSpec = {
+  name: "queue-type",
+  kind: "string",
+  valueName: "TYPE",
+  env: "TASK_QUEUE_TYPE",
+  default: "classic",
+  description:
+    "classic (the tutorial's, on one node) or quorum (replicated across a cluster). An existing queue is used as it is.",
 };

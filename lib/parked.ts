@@ -70,6 +70,11 @@ export interface RequeueParkedOptions {
    * @default {() => {}}
    */
   onWarning?: OpenTaskChannelOptions["onWarning"];
+  /**
+   * The task queue's type, should it have to be declared.
+   * @default {"classic"}
+   */
+  queueType?: OpenTaskChannelOptions["queueType"];
 }
 
 /** What {@linkcode requeueParked} did. */
@@ -176,10 +181,14 @@ export async function requeueParked(
   queue: string,
   options: RequeueParkedOptions = {},
 ): Promise<RequeueResult> {
-  const { limit = Infinity, onRequeued = () => {}, onWarning = () => {} } = options;
+  const { limit = Infinity, onRequeued = () => {}, onWarning = () => {}, queueType } = options;
   checkLimit(limit);
   const deadQueue = deadQueueName(queue);
-  const { channel } = await openTaskChannel(connection, queue, { confirm: true, onWarning });
+  const { channel } = await openTaskChannel(connection, queue, {
+    confirm: true,
+    onWarning,
+    ...(queueType === undefined ? {} : { queueType }),
+  });
   let requeued = 0;
   try {
     const total = await countParked(connection, queue) ?? 0;

@@ -105,6 +105,15 @@ export async function runTask(
     redelivered: task.redelivered,
     body: task.body,
   });
+  if (task.attempt > policy.maxRetries + 1) {
+    // Only a quorum queue's delivery count gets here: the task's tries were all used up by
+    // workers that died or lost their connection while on it.
+    const reason = `delivered ${
+      task.attempt - 1
+    } times without finishing (the worker died or lost its connection)`;
+    await moveFailed(delivery, { ...task, attempt: task.attempt - 1 }, reason, 0, policy, onEvent);
+    return;
+  }
   const started = performance.now();
   const controller = new AbortController();
   const timer = policy.taskTimeout > 0

@@ -114,7 +114,7 @@ Deno.test("a broker restart while producing and consuming loses no confirmed tas
     for (const worker of workers) {
       await waitUntil(
         `the worker to reconnect by itself: ${worker.transcript()}`,
-        () => worker.stderr.includes("Reconnected; consuming again"),
+        () => worker.stderr.some((line) => /^Reconnected to .*; consuming again$/.test(line)),
         30_000,
       );
     }
@@ -138,7 +138,7 @@ Deno.test("workers whose connections the broker force-closes resume within a few
     for (const worker of workers) {
       await waitUntil(
         "the worker to reconnect",
-        () => worker.stderr.some((line) => line === "Reconnected; consuming again"),
+        () => worker.stderr.some((line) => /^Reconnected to .*; consuming again$/.test(line)),
         5_000,
       );
     }
