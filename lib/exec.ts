@@ -6,6 +6,7 @@
  */
 
 import type { Task } from "./consumer.ts";
+import { readLines } from "./read_lines.ts";
 
 /** Options for {@linkcode execTask}. */
 export interface ExecTaskOptions {
@@ -69,8 +70,8 @@ export async function execTask(
     const [status] = await Promise.all([
       child.status,
       feed(child.stdin, task.body),
-      forwardLines(child.stdout, (line) => onOutput("stdout", prefix + line)),
-      forwardLines(child.stderr, (line) => onOutput("stderr", prefix + line)),
+      readLines(child.stdout, (line) => onOutput("stdout", prefix + line)),
+      readLines(child.stderr, (line) => onOutput("stderr", prefix + line)),
     ]);
     if (signal?.aborted) throw signal.reason;
     if (status.signal) throw new Error(`signal ${status.signal}`);
@@ -97,17 +98,4 @@ async function feed(stdin: WritableStream<Uint8Array>, body: Uint8Array): Promis
   } catch {
     // A command that does not read its input closes the pipe early; that is its business.
   }
-}
-
-async function forwardLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const lines = (rest + chunk).split("\n");
-    rest = lines.pop() ?? "";
-    for (const line of lines) onLine(line);
-  }
-  if (rest !== "") onLine(rest);
 }

@@ -1,0 +1,22 @@
+import assert from "node:assert/strict";
+import { readLines } from "../lib/read_lines.ts";
+
+function streamOf(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
+  return ReadableStream.from(chunks);
+}
+
+Deno.test("readLines() joins lines split across chunks and keeps a last line without a newline", async () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const lines: string[] = [];
+  await readLines(streamOf(encode("one\ntw"), encode("o\n\nthr"), encode("ee")), (line) => {
+    lines.push(line);
+  });
+  assert.deepEqual(lines, ["one", "two", "", "three"]);
+});
+
+Deno.test("readLines() decodes a UTF-8 character split across chunks", async () => {
+  const bytes = new TextEncoder().encode("café\n");
+  const lines: string[] = [];
+  await readLines(streamOf(bytes.slice(0, 4), bytes.slice(4)), (line) => lines.push(line));
+  assert.deepEqual(lines, ["café"]);
+});
