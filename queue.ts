@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE,AMQP_MANAGEMENT_URL --allow-read
 /**
  * Parked tasks: a task that failed on its last try is parked in `<queue>.dead`. This script lists
  * them without removing them, moves them back to the task queue for another round of tries, or
@@ -21,6 +21,10 @@
  * @module
  */
 
+import { confirm } from "./lib/prompt.ts";
+import { type QueueStats, queueStats } from "./lib/queue_stats.ts";
+import { onShutdownSignal } from "./lib/shutdown.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   connect,
   parseBrokerList,
@@ -122,11 +126,46 @@ export const PURGE_COMMAND: CommandSpec = {
   ],
 };
 
+/** `queue.ts stats`: how the queue is doing. */
+export const STATS_COMMAND: CommandSpec = {
+  usage: "deno task stats [OPTIONS]",
+  summary:
+    "Show ready, unacked and consumers for the task queue, its retry queues and its dead queue.",
+  flags: [
+    URL_FLAG,
+    QUEUE_FLAG,
+    {
+      name: "management-url",
+      kind: "string",
+      valueName: "URL",
+      env: "AMQP_MANAGEMENT_URL",
+      default: "http://localhost:15672",
+      description:
+        "RabbitMQ's management API, for unacked counts and rates (same credentials as the broker URL unless given in it); none to skip it.",
+    },
+    {
+      name: "json",
+      kind: "boolean",
+      description: "Print one JSON object (with --watch, one per line).",
+    },
+    {
+      name: "watch",
+      kind: "string",
+      valueName: "SECONDS",
+      description: "Print again every SECONDS until Ctrl+C.",
+    },
+    HEARTBEAT_FLAG,
+    CA_FLAG,
+    HELP_FLAG,
+  ],
+};
+
 /** The usage line of the script as a whole. */
-export const QUEUE_USAGE = "./queue.ts dead|requeue|purge [OPTIONS]";
+export const QUEUE_USAGE = "./queue.ts stats|dead|requeue|purge [OPTIONS]";
 
 /** The subcommands, by name. */
 export const SUBCOMMANDS: Readonly<Record<string, (args: string[]) => Promise<number>>> = {
+  stats,
   dead,
   requeue,
   purge,
@@ -135,15 +174,16 @@ export const SUBCOMMANDS: Readonly<Record<string, (args: string[]) => Promise<nu
 /** The `--help` text of the script as a whole. */
 export function formatOverview(): string {
   const rows: Array<[string, CommandSpec]> = [
+    ["stats", STATS_COMMAND],
     ["dead", DEAD_COMMAND],
     ["requeue", REQUEUE_COMMAND],
     ["purge", PURGE_COMMAND],
   ];
   return [
-    "Inspect, requeue or delete parked tasks: those a worker gave up on after their last try.",
+    "See how the task queue is doing; inspect, requeue or delete parked tasks (those a worker gave up on after their last try).",
     "",
     `Usage: ${QUEUE_USAGE}`,
-    "   or: deno task dead|requeue|purge [OPTIONS]",
+    "   or: deno task stats|dead|requeue|purge [OPTIONS]",
     "",
     "Commands:",
     ...rows.map(([name, command]) => `  ${name.padEnd(8)} ${command.summary}`),
@@ -170,7 +210,7 @@ export async function main(args: string[]): Promise<number> {
       ? `Expected a command before "${name}"`
       : `Unknown command "${name}"`;
     console.error(
-      `${problem}: expected dead, requeue or purge\nUsage: ${QUEUE_USAGE} (see --help)`,
+      `${problem}: expected stats, dead, requeue or purge\nUsage: ${QUEUE_USAGE} (see --help)`,
     );
     return EXIT.usage;
   }
@@ -220,6 +260,74 @@ async function withConnection(
 
 function parked(count: number): string {
   return `${count} parked task${count === 1 ? "" : "s"}`;
+}
+
+function stats(args: string[]): Promise<number> {
+  return runCommand(STATS_COMMAND, args, {
+    configure: (flags) => {
+      const management = requireString("management-url", flags.values["management-url"]);
+      return {
+        ...common(flags),
+        managementUrl: management === "none" ? undefined : management,
+        json: flags.values.json === true,
+        watch: flags.values.watch === undefined
+          ? undefined
+          : parseInteger("watch", flags.values.watch, { min: 1, max: 86_400 }),
+      };
+    },
+    run: (config) =>
+      withConnection(config, async (connection) => {
+        const broker = parseBrokerList(config.url)[0]!;
+        const auth = {
+          username: decodeURIComponent(broker.username) || "guest",
+          password: broker.username === "" ? "guest" : decodeURIComponent(broker.password),
+          vhost: broker.pathname.length > 1 ? decodeURIComponent(broker.pathname.slice(1)) : "/",
+        };
+        const stop = new AbortController();
+        using _signals = onShutdownSignal({ onFirst: () => stop.abort(), onForced: () => {} });
+        while (true) {
+          const current = await queueStats(connection, config.queue, {
+            ...(config.managementUrl === undefined ? {} : { managementUrl: config.managementUrl }),
+            auth,
+          });
+          console.log(config.json ? JSON.stringify(statsJson(current)) : formatStats(current));
+          if (config.watch === undefined || stop.signal.aborted) return EXIT.ok;
+          await sleep(config.watch * 1000, undefined, { signal: stop.signal }).catch(() => {});
+          if (stop.signal.aborted) return EXIT.ok;
+        }
+      }),
+  });
+}
+
+/** The `stats --json` object. */
+export function statsJson(stats: QueueStats): Record<string, unknown> {
+  return {
+    queue: stats.name,
+    ready: stats.ready,
+    unacked: stats.unacked,
+    consumers: stats.consumers,
+    retrying: stats.retrying,
+    dead: stats.dead,
+    retry_queues: stats.retryQueues.map(({ name, ready, unacked }) => ({ name, ready, unacked })),
+    rates: stats.rates,
+  };
+}
+
+/** The `stats` lines for people. */
+export function formatStats(stats: QueueStats): string {
+  const unacked = stats.unacked === null ? "unacked unknown" : `${stats.unacked} unacked`;
+  const lines = [
+    `Queue "${stats.name}": ${stats.ready} ready, ${unacked}, ${stats.consumers} consumer${
+      stats.consumers === 1 ? "" : "s"
+    }; ${stats.retrying} waiting to be retried; ${stats.dead} parked`,
+  ];
+  if (stats.rates) {
+    const { publish, deliver, ack } = stats.rates;
+    lines.push(`  per second: ${publish} published, ${deliver} delivered, ${ack} acked`);
+  } else if (stats.managementError !== null) {
+    lines.push(`  (no unacked counts or rates: ${stats.managementError})`);
+  }
+  return lines.join("\n");
 }
 
 function dead(args: string[]): Promise<number> {
@@ -323,28 +431,6 @@ function purge(args: string[]): Promise<number> {
       });
     },
   });
-}
-
-/**
- * Asks `question` on stderr and reads the answer from stdin: true for y or yes. Read without
- * blocking the event loop, so heartbeats keep the connection alive while the user thinks.
- */
-async function confirm(question: string): Promise<boolean> {
-  await Deno.stderr.write(new TextEncoder().encode(question));
-  const answer = await readLine();
-  return /^\s*y(es)?\s*$/i.test(answer ?? "");
-}
-
-async function readLine(): Promise<string | undefined> {
-  const buffer = new Uint8Array(256);
-  const bytes: number[] = [];
-  while (!bytes.includes(0x0a)) {
-    const read = await Deno.stdin.read(buffer);
-    if (read === null) break;
-    bytes.push(...buffer.subarray(0, read));
-  }
-  if (bytes.length === 0) return undefined;
-  return new TextDecoder().decode(new Uint8Array(bytes)).split("\n", 1)[0];
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);

@@ -20,7 +20,6 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import {
   parseBrokerList,
   parseQueueType,
@@ -30,6 +29,8 @@ import {
 } from "./lib/amqp.ts";
 import { EXIT, runCommand } from "./lib/cli.ts";
 import { runWorker, type TaskHandler, type WorkerEvent } from "./lib/consumer.ts";
+import { serveMetrics, WorkerMetrics } from "./lib/metrics.ts";
+import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/worker_output.ts";
 import { execTask } from "./lib/exec.ts";
 import { fakeWork } from "./lib/fake_work.ts";
 import {
@@ -114,6 +115,27 @@ export const WORKER_COMMAND: CommandSpec = {
       default: "30000",
       description: "On SIGINT/SIGTERM, how long tasks in hand may take to finish before exit 130.",
     },
+    {
+      name: "json",
+      kind: "boolean",
+      description:
+        "Log one JSON object per line for every event (started, received, done, retried, dead_lettered, connection_lost, reconnected, shutdown, ...) instead of the tutorial's lines.",
+    },
+    {
+      name: "metrics-port",
+      kind: "string",
+      valueName: "PORT",
+      description:
+        "Serve Prometheus metrics on http://0.0.0.0:PORT/metrics and a health check on /healthz (200 while consuming, 503 otherwise); 0 picks a free port.",
+    },
+    {
+      name: "summary-interval",
+      kind: "string",
+      valueName: "SECONDS",
+      default: "60",
+      description:
+        "Every SECONDS, a one-line summary (tasks done and failed, rate) when there were any; 0 for none.",
+    },
     HEARTBEAT_FLAG,
     CA_FLAG,
     HELP_FLAG,
@@ -134,6 +156,9 @@ interface WorkerConfig {
   shutdownTimeout: number;
   heartbeat: number;
   ca: string | undefined;
+  json: boolean;
+  metricsPort: number | undefined;
+  summaryInterval: number;
 }
 
 /** Runs the worker with command-line `args`; resolves with the exit code. */
@@ -161,96 +186,100 @@ export function main(args: string[]): Promise<number> {
         shutdownTimeout: parseInteger("shutdown-timeout", values["shutdown-timeout"], { min: 0 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
         ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
+        json: values.json === true,
+        metricsPort: values["metrics-port"] === undefined
+          ? undefined
+          : parseInteger("metrics-port", values["metrics-port"], { min: 0, max: 65535 }),
+        summaryInterval: parseInteger("summary-interval", values["summary-interval"], { min: 0 }),
       };
     },
     async run(config) {
+      const tries = config.maxRetries + 1;
+      const metrics = new WorkerMetrics(config.queue);
+      const summary = new Summary();
+      const emit = (event: WorkerEvent | { type: string; [key: string]: unknown }) => {
+        if (config.json) return console.log(jsonEvent(event));
+        const line = event.type === "metrics_listening"
+          ? `Metrics on ${event.url}, health on /healthz`
+          : describeEvent(event as WorkerEvent, tries);
+        if (line === undefined) return;
+        if (isTaskLine(event as WorkerEvent)) console.log(line);
+        else console.error(line);
+      };
       if (config.taskTimeout === 0 || config.taskTimeout > BROKER_ACK_TIMEOUT_MS) {
-        console.error(
-          `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min), after which the broker closes the channel and redelivers the task; raise consumer_timeout on the broker too`,
-        );
+        emit({
+          type: "warning",
+          message:
+            `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min), after which the broker closes the channel and redelivers the task; raise consumer_timeout on the broker too`,
+        });
       }
       const stop = new AbortController();
       using _signals = onShutdownSignal({
         onFirst: () => stop.abort(),
         timeout: config.shutdownTimeout,
         onForced: (why) => {
-          console.error(`${why}: exiting now; the broker will redeliver unacked tasks`);
+          emit({
+            type: "warning",
+            message: `${why}: exiting now; the broker will redeliver unacked tasks`,
+          });
           Deno.exit(EXIT.interrupted);
         },
       });
+      const server = config.metricsPort === undefined ? undefined : serveMetrics(
+        config.metricsPort,
+        metrics,
+        {
+          onListen: (port) =>
+            emit({ type: "metrics_listening", port, url: `http://0.0.0.0:${port}/metrics` }),
+        },
+      );
+      const ticker = config.summaryInterval > 0 && !config.json
+        ? setInterval(() => {
+          const line = summary.take();
+          if (line) console.error(line);
+        }, config.summaryInterval * 1000)
+        : undefined;
       const command = config.exec;
+      const output = (stream: "stdout" | "stderr", line: string) => {
+        if (config.json) emit({ type: "output", stream, line });
+        else if (stream === "stdout") console.log(line);
+        else console.error(line);
+      };
       const handler: TaskHandler = command === undefined
         ? (task, signal) => fakeWork(task.body.toString(), { dotMs: config.dotMs, signal })
-        : (task, signal) =>
-          execTask(command, task, {
-            signal,
-            onOutput: (stream, line) =>
-              stream === "stdout" ? console.log(line) : console.error(line),
-          });
-      await runWorker(config.url, handler, {
-        queue: config.queue,
-        queueType: config.queueType,
-        concurrency: config.concurrency,
-        prefetch: config.prefetch,
-        taskTimeout: config.taskTimeout,
-        maxRetries: config.maxRetries,
-        retryDelay: config.retryDelay,
-        hostname: Deno.hostname(),
-        heartbeat: config.heartbeat,
-        ...(config.ca === undefined ? {} : { ca: config.ca }),
-        signal: stop.signal,
-        onReady: () => console.log(" [*] Waiting for messages. To exit press CTRL+C"),
-        onEvent: (event) => {
-          const line = describeEvent(event, config.maxRetries + 1);
-          if (line === undefined) return;
-          if (event.type === "received" || event.type === "done") console.log(line);
-          else console.error(line);
-        },
-      });
+        : (task, signal) => execTask(command, task, { signal, onOutput: output });
+      try {
+        await runWorker(config.url, handler, {
+          queue: config.queue,
+          queueType: config.queueType,
+          concurrency: config.concurrency,
+          prefetch: config.prefetch,
+          taskTimeout: config.taskTimeout,
+          maxRetries: config.maxRetries,
+          retryDelay: config.retryDelay,
+          hostname: Deno.hostname(),
+          heartbeat: config.heartbeat,
+          ...(config.ca === undefined ? {} : { ca: config.ca }),
+          signal: stop.signal,
+          onReady: () =>
+            config.json
+              ? emit({ type: "started", queue: config.queue, concurrency: config.concurrency })
+              : console.log(" [*] Waiting for messages. To exit press CTRL+C"),
+          onEvent: (event) => {
+            metrics.record(event);
+            summary.record(event);
+            emit(event);
+          },
+        });
+      } finally {
+        clearInterval(ticker);
+        metrics.stopped();
+        await server?.shutdown();
+      }
+      emit({ type: "shutdown" });
       return EXIT.ok;
     },
   });
-}
-
-/** A task body as it can be shown on one line: text as is, anything else as its size. */
-export function preview(body: Uint8Array): string {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
-  } catch {
-    return `<${body.length} bytes>`;
-  }
-  // deno-lint-ignore no-control-regex
-  return /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text) ? `<${body.length} bytes>` : text;
-}
-
-/** The human log line for a worker event; `tries` is the most tries a task gets. */
-export function describeEvent(event: WorkerEvent, tries: number): string | undefined {
-  switch (event.type) {
-    case "received":
-      return ` [x] Received '${preview(Buffer.from(event.body))}'` +
-        (event.attempt > 1 ? ` (attempt ${event.attempt} of ${tries})` : "");
-    case "done":
-      return " [x] Done";
-    case "retried":
-      return ` [!] Task ${event.id} failed (${event.reason}), attempt ${event.attempt} of ${tries}; retrying in ${event.delayMs} ms`;
-    case "dead_lettered":
-      return ` [!] Task ${event.id} failed (${event.reason}) after ${event.attempts} attempts; parked in ${event.queue}`;
-    case "warning":
-      return event.message;
-    case "connection_lost":
-      return `Lost the connection to the broker (${event.reason}); reconnecting`;
-    case "reconnecting":
-      return `Reconnecting to ${event.url} (attempt ${event.attempt}) in ${event.delay} ms: ${event.reason}`;
-    case "reconnected":
-      return `Reconnected to ${event.url}; consuming again`;
-    case "channel_lost":
-      return `The broker closed the channel (${event.reason}); opening a new one`;
-    case "consumer_cancelled":
-      return "The broker cancelled the consumer (queue deleted?); declaring the queue again";
-    case "stale_delivery":
-      return `Task ${event.id} finished after its channel was lost; the broker will redeliver it`;
-  }
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);

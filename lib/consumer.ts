@@ -30,7 +30,8 @@ export type WorkerEvent =
   | ({ type: "reconnecting" } & ReconnectInfo)
   | { type: "reconnected"; url: string }
   | { type: "channel_lost"; reason: string }
-  | { type: "consumer_cancelled" };
+  | { type: "consumer_cancelled" }
+  | { type: "consuming"; queue: string };
 
 /** Options for {@linkcode runWorker}. */
 export interface RunWorkerOptions {
@@ -204,6 +205,7 @@ export async function runWorker(
     subscription.consumerTag = consumerTag;
     current = subscription;
     announce();
+    onEvent({ type: "consuming", queue });
   };
 
   const resubscribe = async (model: ChannelModel): Promise<void> => {

@@ -57,6 +57,7 @@ export type TaskEvent =
     queue: string;
     durationMs: number;
   }
+  | { type: "requeued"; id: string; attempt: number; reason: string; durationMs: number }
   | { type: "stale_delivery"; id: string }
   | { type: "warning"; message: string };
 
@@ -190,14 +191,16 @@ async function moveFailed(
   } catch (error) {
     // Held for a while before it goes back: a move that cannot succeed (missing permissions,
     // say) must not turn into a hot redelivery loop.
-    onEvent({
-      type: "warning",
-      message: `Task ${task.id} failed (${reason}) and could not be moved (${
-        describeError(error)
-      }); it goes back to the queue in ${policy.retryDelay} ms`,
-    });
     await sleep(policy.retryDelay);
-    settle(delivery, "requeue", task, onEvent);
+    if (settle(delivery, "requeue", task, onEvent)) {
+      onEvent({
+        type: "requeued",
+        id: task.id,
+        attempt: task.attempt,
+        reason: `${reason}; it could not be moved (${describeError(error)})`,
+        durationMs,
+      });
+    }
   }
 }
 

@@ -37,6 +37,7 @@ Deno.test("deno.json runs each entry script with exactly the permissions of its 
       ["worker", "worker.ts"],
       ["send", "new_task.ts"],
       ["demo", "demo.ts"],
+      ["stats", "queue.ts", "stats"],
       ["dead", "queue.ts", "dead"],
       ["requeue", "queue.ts", "requeue"],
       ["purge", "queue.ts", "purge"],

@@ -14,13 +14,14 @@
 
 import { type CommandSpec, formatFlagTable } from "../lib/flags.ts";
 import { NEW_TASK_COMMAND } from "../new_task.ts";
-import { DEAD_COMMAND, PURGE_COMMAND, REQUEUE_COMMAND } from "../queue.ts";
+import { DEAD_COMMAND, PURGE_COMMAND, REQUEUE_COMMAND, STATS_COMMAND } from "../queue.ts";
 import { WORKER_COMMAND } from "../worker.ts";
 
 /** The scripts whose flags the README documents, by marker name. */
 export const DOCUMENTED_COMMANDS: Record<string, CommandSpec> = {
   new_task: NEW_TASK_COMMAND,
   worker: WORKER_COMMAND,
+  queue_stats: STATS_COMMAND,
   queue_dead: DEAD_COMMAND,
   queue_requeue: REQUEUE_COMMAND,
   queue_purge: PURGE_COMMAND,

@@ -1,0 +1,191 @@
+/**
+ * How a task queue is doing: ready, unacked and consumers for the queue, its retry queues and its
+ * dead queue. AMQP alone gives ready and consumers (a passive declare); RabbitMQ's management API,
+ * when it answers, adds unacked counts, the retry queues there are, and rates.
+ *
+ * @module
+ */
+
+import type { ChannelOpener } from "./amqp.ts";
+import { deadQueueName, retryDelay, retryQueueName } from "./dead_letter.ts";
+import { AmqpError, brokerReason, replyCode } from "./errors.ts";
+
+/** Counts for one queue. */
+export interface QueueCounts {
+  /** The queue's name. */
+  name: string;
+  /** Messages ready for delivery. */
+  ready: number;
+  /** Messages delivered and not yet acked; null without the management API. */
+  unacked: number | null;
+  /** Consumers attached. */
+  consumers: number;
+}
+
+/** Per-second rates of the task queue, from the management API. */
+export interface QueueRates {
+  publish: number;
+  deliver: number;
+  ack: number;
+}
+
+/** The state of a task queue and the queues around it. */
+export interface QueueStats extends QueueCounts {
+  /** Tasks waiting in retry queues to go back to the queue. */
+  retrying: number;
+  /** Tasks parked in `<queue>.dead` (0 when there is no dead queue). */
+  dead: number;
+  /** The retry queues found, with their counts. */
+  retryQueues: QueueCounts[];
+  /** The dead queue's counts, if it exists. */
+  deadQueue: QueueCounts | null;
+  /** Rates, when the management API answered. */
+  rates: QueueRates | null;
+  /** Why the management API was not used, if it was not. */
+  managementError: string | null;
+}
+
+/** Options for {@linkcode queueStats}. */
+export interface QueueStatsOptions {
+  /**
+   * RabbitMQ's management API, e.g. `http://localhost:15672`; undefined to use AMQP only.
+   * @default {undefined}
+   */
+  managementUrl?: string;
+  /**
+   * Credentials and vhost for the management API, as in an AMQP URL.
+   * @default {{ username: "guest", password: "guest", vhost: "/" }}
+   */
+  auth?: { username: string; password: string; vhost: string };
+  /**
+   * Retry delays to look for without the management API (which lists the retry queues there
+   * are): the worker's default schedule.
+   * @default {[1000, 2000, 4000]}
+   */
+  retryDelays?: number[];
+  /**
+   * Cancels the management request.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Reads the state of `queue`.
+ *
+ * @throws {AmqpError} with code 404 when the queue does not exist.
+ */
+export async function queueStats(
+  connection: ChannelOpener,
+  queue: string,
+  options: QueueStatsOptions = {},
+): Promise<QueueStats> {
+  const {
+    managementUrl,
+    auth = { username: "guest", password: "guest", vhost: "/" },
+    retryDelays = [1, 2, 3].map((attempt) => retryDelay(attempt)),
+    signal,
+  } = options;
+  let management: ManagementQueue[] | undefined;
+  let managementError: string | null = null;
+  if (managementUrl !== undefined) {
+    try {
+      management = await fetchQueues(managementUrl, auth, queue, signal);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      managementError = `the management API at ${managementUrl} did not answer (${why})`;
+    }
+  }
+  // Ready and consumers always come from AMQP, live; the management API's figures lag by its
+  // collection interval (5 s by default), so it only adds what AMQP cannot tell.
+  const unacked = (name: string) =>
+    management === undefined
+      ? null
+      : management.find((item) => item.name === name)?.messages_unacknowledged ?? 0;
+  const withUnacked = (counts: QueueCounts | null) =>
+    counts && { ...counts, unacked: unacked(counts.name) };
+  const main = withUnacked(await passiveCounts(connection, queue));
+  if (!main) throw new AmqpError(`No queue "${queue}" on the broker`, { code: 404 });
+  const deadQueue = withUnacked(await passiveCounts(connection, deadQueueName(queue)));
+  const retryNames = management
+    ? management.map((item) => item.name).filter((name) => name.startsWith(`${queue}.retry.`))
+    : retryDelays.map((delay) => retryQueueName(queue, delay));
+  const retryQueues: QueueCounts[] = [];
+  const delayOf = (name: string) => Number(/\.retry\.(\d+)ms$/.exec(name)?.[1] ?? 0);
+  for (const name of retryNames.toSorted((a, b) => delayOf(a) - delayOf(b))) {
+    const counts = withUnacked(await passiveCounts(connection, name));
+    if (counts) retryQueues.push(counts);
+  }
+  const stats = management?.find((item) => item.name === queue)?.message_stats;
+  return {
+    ...main,
+    retrying: retryQueues.reduce((sum, q) => sum + q.ready, 0),
+    dead: deadQueue?.ready ?? 0,
+    retryQueues,
+    deadQueue,
+    rates: management === undefined ? null : {
+      publish: stats?.publish_details?.rate ?? 0,
+      deliver: stats?.deliver_get_details?.rate ?? 0,
+      ack: stats?.ack_details?.rate ?? 0,
+    },
+    managementError,
+  };
+}
+
+// A passive declare on a channel of its own: a missing queue closes the channel (404).
+async function passiveCounts(connection: ChannelOpener, name: string): Promise<QueueCounts | null> {
+  const channel = await connection.createChannel();
+  channel.on("error", () => {});
+  try {
+    const { messageCount, consumerCount } = await channel.checkQueue(name);
+    await channel.close();
+    return { name, ready: messageCount, unacked: null, consumers: consumerCount };
+  } catch (error) {
+    if (replyCode(error) === 404) return null;
+    throw new AmqpError(`Cannot read queue "${name}": ${brokerReason(error)}`, {
+      cause: error,
+      code: replyCode(error),
+    });
+  }
+}
+
+interface ManagementQueue {
+  name: string;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  consumers?: number;
+  message_stats?: {
+    publish_details?: { rate: number };
+    deliver_get_details?: { rate: number };
+    ack_details?: { rate: number };
+  };
+}
+
+async function fetchQueues(
+  base: string,
+  auth: { username: string; password: string; vhost: string },
+  queue: string,
+  signal: AbortSignal | undefined,
+): Promise<ManagementQueue[]> {
+  const pattern = `^${queue.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\.dead|\\.retry\\..+)?$`;
+  const url = new URL(
+    `api/queues/${encodeURIComponent(auth.vhost)}`,
+    base.endsWith("/") ? base : `${base}/`,
+  );
+  url.search = new URLSearchParams({
+    page: "1",
+    page_size: "500",
+    name: pattern,
+    use_regex: "true",
+  }).toString();
+  const response = await fetch(url, {
+    headers: { authorization: `Basic ${btoa(`${auth.username}:${auth.password}`)}` },
+    signal: signal ?? AbortSignal.timeout(5000),
+  });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`${response.status} ${response.statusText}`);
+  }
+  const page = await response.json() as { items?: ManagementQueue[] };
+  return page.items ?? [];
+}

@@ -1,0 +1,106 @@
+/**
+ * What a worker says: the tutorial's lines for people, one JSON object per line for machines,
+ * and a periodic summary. The one place worker events become text.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import type { WorkerEvent } from "./consumer.ts";
+
+/** A task body as it can be shown on one line: text as is, anything else as its size. */
+export function preview(body: Uint8Array): string {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    return `<${body.length} bytes>`;
+  }
+  // deno-lint-ignore no-control-regex
+  return /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text) ? `<${body.length} bytes>` : text;
+}
+
+/**
+ * The human log line for a worker event, or undefined for events people need not see; `tries`
+ * is the most tries a task gets.
+ */
+export function describeEvent(event: WorkerEvent, tries: number): string | undefined {
+  switch (event.type) {
+    case "received":
+      return ` [x] Received '${preview(Buffer.from(event.body))}'` +
+        (event.attempt > 1 ? ` (attempt ${event.attempt} of ${tries})` : "");
+    case "done":
+      return " [x] Done";
+    case "retried":
+      return ` [!] Task ${event.id} failed (${event.reason}), attempt ${event.attempt} of ${tries}; retrying in ${event.delayMs} ms`;
+    case "dead_lettered":
+      return ` [!] Task ${event.id} failed (${event.reason}) after ${event.attempts} attempts; parked in ${event.queue}`;
+    case "requeued":
+      return ` [!] Task ${event.id} failed (${event.reason}); back to the queue`;
+    case "warning":
+      return event.message;
+    case "connection_lost":
+      return `Lost the connection to the broker (${event.reason}); reconnecting`;
+    case "reconnecting":
+      return `Reconnecting to ${event.url} (attempt ${event.attempt}) in ${event.delay} ms: ${event.reason}`;
+    case "reconnected":
+      return `Reconnected to ${event.url}; consuming again`;
+    case "channel_lost":
+      return `The broker closed the channel (${event.reason}); opening a new one`;
+    case "consumer_cancelled":
+      return "The broker cancelled the consumer (queue deleted?); declaring the queue again";
+    case "stale_delivery":
+      return `Task ${event.id} finished after its channel was lost; the broker will redeliver it`;
+    case "consuming":
+      return undefined;
+  }
+}
+
+/** Whether a human line for `event` belongs on stdout (the tutorial's lines) or stderr. */
+export function isTaskLine(event: WorkerEvent): boolean {
+  return event.type === "received" || event.type === "done";
+}
+
+/**
+ * One JSON object for a worker event: `time`, `event` and the event's own fields in snake_case,
+ * the body as its size.
+ */
+export function jsonEvent(event: WorkerEvent | { type: string; [key: string]: unknown }): string {
+  const { type, ...fields } = event as { type: string; [key: string]: unknown };
+  const record: Record<string, unknown> = { time: new Date().toISOString(), event: type };
+  for (const [key, value] of Object.entries(fields)) {
+    if (key === "body" && value instanceof Uint8Array) record.body_bytes = value.length;
+    else record[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value;
+  }
+  return JSON.stringify(record);
+}
+
+/** Counts tasks between summaries. */
+export class Summary {
+  #done = 0;
+  #failed = 0;
+  #since = performance.now();
+
+  /** Counts `event` if it ends a try. */
+  record(event: WorkerEvent): void {
+    if (event.type === "done") this.#done++;
+    else if (
+      event.type === "retried" || event.type === "dead_lettered" || event.type === "requeued"
+    ) this.#failed++;
+  }
+
+  /** The line for the period since the last call, or undefined if nothing happened; resets. */
+  take(): string | undefined {
+    const total = this.#done + this.#failed;
+    const seconds = (performance.now() - this.#since) / 1000;
+    const line = total === 0
+      ? undefined
+      : ` [=] ${total} tasks in the last ${Math.round(seconds)} s (${
+        (total / seconds).toFixed(1)
+      }/s): ${this.#done} done, ${this.#failed} failed`;
+    this.#done = 0;
+    this.#failed = 0;
+    this.#since = performance.now();
+    return line;
+  }
+}
