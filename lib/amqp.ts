@@ -123,6 +123,31 @@ export function validateQueueName(queue: string): void {
   }
 }
 
+/**
+ * A queue's ready messages and consumers, from a passive declare: nothing is created. On a
+ * channel of its own, since a failed check closes its channel. Null when the queue does not exist.
+ *
+ * @throws {AmqpError} when the broker refuses the check for another reason (access refused).
+ */
+export async function checkQueue(
+  connection: ChannelOpener,
+  queue: string,
+): Promise<QueueInfo | null> {
+  const channel = await connection.createChannel();
+  channel.on("error", () => {});
+  try {
+    return await channel.checkQueue(queue);
+  } catch (error) {
+    if (replyCode(error) === 404) return null;
+    throw new AmqpError(`Cannot check queue "${queue}": ${brokerReason(error)}`, {
+      cause: error,
+      code: replyCode(error),
+    });
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
 /** Options for {@linkcode openTaskChannel}. */
 export interface OpenTaskChannelOptions {
   /**

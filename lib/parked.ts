@@ -12,7 +12,12 @@
 
 import { Buffer } from "node:buffer";
 import type { Channel, GetMessage } from "amqplib";
-import { type ChannelOpener, openTaskChannel, type OpenTaskChannelOptions } from "./amqp.ts";
+import {
+  type ChannelOpener,
+  checkQueue,
+  openTaskChannel,
+  type OpenTaskChannelOptions,
+} from "./amqp.ts";
 import { attemptsSoFar, deadQueueName, republish, TASK_HEADERS } from "./dead_letter.ts";
 import { AmqpError, brokerReason, describeError, replyCode } from "./errors.ts";
 
@@ -105,21 +110,7 @@ export async function countParked(
   connection: ChannelOpener,
   queue: string,
 ): Promise<number | undefined> {
-  const deadQueue = deadQueueName(queue);
-  // A failed passive check closes its channel, so it gets one of its own.
-  const channel = await connection.createChannel();
-  channel.on("error", () => {});
-  try {
-    return (await channel.checkQueue(deadQueue)).messageCount;
-  } catch (error) {
-    if (replyCode(error) === 404) return undefined;
-    throw new AmqpError(`Cannot check queue "${deadQueue}": ${brokerReason(error)}`, {
-      cause: error,
-      code: replyCode(error),
-    });
-  } finally {
-    await channel.close().catch(() => {});
-  }
+  return (await checkQueue(connection, deadQueueName(queue)))?.messageCount;
 }
 
 /**

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { openTaskChannel, type QueueInfo } from "./amqp.ts";
+import { checkQueue, openTaskChannel, type QueueInfo } from "./amqp.ts";
 import { connect } from "./connection.ts";
-import { AmqpError, brokerReason, replyCode } from "./errors.ts";
+import { AmqpError } from "./errors.ts";
 
 /** Options for {@linkcode countReady}. */
 export interface CountReadyOptions {
@@ -63,19 +63,11 @@ export async function countReady(
   const { ca } = options;
   const connection = await connect(url, ca === undefined ? {} : { ca });
   try {
-    // A failed passive check closes its channel, so it gets one of its own.
-    const channel = await connection.createChannel();
-    channel.on("error", () => {});
-    try {
-      return (await channel.checkQueue(queue)).messageCount;
-    } catch (error) {
-      throw new AmqpError(`Cannot check queue "${queue}": ${brokerReason(error)}`, {
-        cause: error,
-        code: replyCode(error),
-      });
-    } finally {
-      await channel.close().catch(() => {});
+    const info = await checkQueue(connection, queue);
+    if (!info) {
+      throw new AmqpError(`Cannot check queue "${queue}": it does not exist`, { code: 404 });
     }
+    return info.messageCount;
   } finally {
     await connection.close().catch(() => {});
   }

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { ChannelOpener } from "./amqp.ts";
+import { type ChannelOpener, checkQueue } from "./amqp.ts";
 import { deadQueueName, retryDelay, retryQueueName } from "./dead_letter.ts";
-import { AmqpError, brokerReason, replyCode } from "./errors.ts";
+import { AmqpError } from "./errors.ts";
 
 /** Counts for one queue. */
 export interface QueueCounts {
@@ -132,21 +132,9 @@ export async function queueStats(
   };
 }
 
-// A passive declare on a channel of its own: a missing queue closes the channel (404).
 async function passiveCounts(connection: ChannelOpener, name: string): Promise<QueueCounts | null> {
-  const channel = await connection.createChannel();
-  channel.on("error", () => {});
-  try {
-    const { messageCount, consumerCount } = await channel.checkQueue(name);
-    await channel.close();
-    return { name, ready: messageCount, unacked: null, consumers: consumerCount };
-  } catch (error) {
-    if (replyCode(error) === 404) return null;
-    throw new AmqpError(`Cannot read queue "${name}": ${brokerReason(error)}`, {
-      cause: error,
-      code: replyCode(error),
-    });
-  }
+  const info = await checkQueue(connection, name);
+  return info && { name, ready: info.messageCount, unacked: null, consumers: info.consumerCount };
 }
 
 interface ManagementQueue {

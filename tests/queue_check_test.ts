@@ -27,7 +27,7 @@ Deno.test("countReady() counts the ready tasks without declaring the queue", asy
     await assert.rejects(countReady(BROKER_URL, queue), (error) => {
       assert.ok(error instanceof AmqpError);
       assert.equal(error.code, 404);
-      assert.match(error.message, new RegExp(`^Cannot check queue "${queue}": NOT_FOUND`));
+      assert.match(error.message, new RegExp(`^Cannot check queue "${queue}": it does not exist$`));
       return true;
     });
     await inspectTaskQueue(BROKER_URL, queue);

@@ -435,8 +435,8 @@ Deno.test({
 Deno.test("queue.ts exits 2 with usage for a missing or unknown command or a bad flag", async () => {
   for (
     const [args, message] of [
-      [[], /^No command given: expected dead, requeue or purge$/m],
-      [["bogus"], /^Unknown command "bogus": expected dead, requeue or purge$/m],
+      [[], /^No command given: expected stats, dead, requeue or purge$/m],
+      [["bogus"], /^Unknown command "bogus": expected stats, dead, requeue or purge$/m],
       [["--queue", "q", "dead"], /^Expected a command before "--queue"/m],
       [["dead", "--nope"], /Unknown option '--nope'/],
       [["dead", "--limit", "0"], /Invalid value "0" for --limit/],

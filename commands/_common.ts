@@ -1,0 +1,57 @@
+/**
+ * What the `queue.ts` subcommands share: the broker and queue flags turned into settings, and a
+ * connection for the length of one command.
+ *
+ * @module
+ */
+
+import {
+  connect,
+  parseBrokerList,
+  readCaFile,
+  type RecoveringChannelModel,
+  validateQueueName,
+} from "../lib/amqp.ts";
+import { deadQueueName } from "../lib/dead_letter.ts";
+import { type ParsedFlags, parseInteger, requireString } from "../lib/flags.ts";
+
+/** What every subcommand needs to reach the broker and the queue. */
+export interface Common {
+  url: string;
+  queue: string;
+  heartbeat: number;
+  ca: string | undefined;
+}
+
+export function common({ values }: ParsedFlags): Common {
+  const url = requireString("url", values.url);
+  parseBrokerList(url);
+  const queue = requireString("queue", values.queue);
+  validateQueueName(queue);
+  validateQueueName(deadQueueName(queue));
+  return {
+    url,
+    queue,
+    heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
+    ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
+  };
+}
+
+export function limitOf(values: ParsedFlags["values"]): number {
+  return values.limit === undefined ? Infinity : parseInteger("limit", values.limit, { min: 1 });
+}
+
+export async function withConnection(
+  config: Common,
+  work: (connection: RecoveringChannelModel) => Promise<number>,
+): Promise<number> {
+  const connection = await connect(config.url, {
+    heartbeat: config.heartbeat,
+    ...(config.ca === undefined ? {} : { ca: config.ca }),
+  });
+  try {
+    return await work(connection);
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
