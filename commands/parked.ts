@@ -19,15 +19,8 @@ import {
   requireString,
   URL_FLAG,
 } from "../lib/flags.ts";
-import {
-  countParked,
-  escapeText,
-  formatParkedJson,
-  formatParkedLine,
-  listParked,
-  purgeParked,
-  requeueParked,
-} from "../lib/parked.ts";
+import { countParked, listParked, purgeParked, requeueParked } from "../lib/parked.ts";
+import { escapeText, formatParkedJson, formatParkedLine } from "../lib/parked_format.ts";
 import { confirm } from "../lib/prompt.ts";
 import { common, limitOf, withConnection } from "./_common.ts";
 

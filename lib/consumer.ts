@@ -10,14 +10,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Channel,
   type ChannelModel,
-  type ConfirmChannel,
   connect,
   openTaskChannel,
   type QueueType,
   reconnectDelay,
   type ReconnectInfo,
 } from "./amqp.ts";
-import { deadQueueName, declareDeadQueue } from "./dead_letter.ts";
+import { deadQueueName, declareDeadQueue, Mover } from "./dead_letter.ts";
 import { describeError, replyCode } from "./errors.ts";
 import { type FailurePolicy, runTask, type TaskEvent, type TaskHandler } from "./task_runner.ts";
 
@@ -260,41 +259,6 @@ export async function runWorker(
   } finally {
     stopping = true;
     await connection.close().catch(() => {});
-  }
-}
-
-/**
- * The confirm channel failed tasks are moved on. A failed move (the broker refusing a retry
- * queue, say) closes it; the next move opens a new one, and the consuming channel is untouched.
- */
-class Mover {
-  #model: ChannelModel;
-  #open: Promise<ConfirmChannel> | undefined;
-
-  constructor(model: ChannelModel) {
-    this.#model = model;
-  }
-
-  channel(): Promise<ConfirmChannel> {
-    if (this.#open) return this.#open;
-    const opening = this.#model.createConfirmChannel().then((channel) => {
-      channel.on("error", () => {});
-      channel.on("close", () => {
-        if (this.#open === opening) this.#open = undefined;
-      });
-      return channel;
-    });
-    opening.catch(() => {
-      if (this.#open === opening) this.#open = undefined;
-    });
-    this.#open = opening;
-    return opening;
-  }
-
-  async close(): Promise<void> {
-    const open = this.#open;
-    this.#open = undefined;
-    await open?.then((channel) => channel.close()).catch(() => {});
   }
 }
 

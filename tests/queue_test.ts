@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { BODY_PREVIEW_CHARS, escapeText, previewBody } from "../lib/parked.ts";
+import { BODY_PREVIEW_CHARS, escapeText, previewBody } from "../lib/parked_format.ts";
 import { deadQueueName, declareDeadQueue, TASK_HEADERS } from "../lib/dead_letter.ts";
 import {
   type Broker,
