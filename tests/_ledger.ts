@@ -11,10 +11,11 @@ import type { ScriptProcess } from "./_helpers.ts";
 export function finishedTasks(workers: Iterable<ScriptProcess>): string[] {
   const finished: string[] = [];
   for (const worker of workers) {
-    // Prefetch 1: a worker does one task at a time, so Done closes the last Received.
+    // Prefetch 1: a worker does one task at a time, so Done closes the last Received. A task
+    // delivered again (quorum queues count deliveries) reads "Received '...' (attempt 2 of 4)".
     let current: string | undefined;
     for (const line of worker.stdout) {
-      const received = /^ \[x\] Received '(.*)'$/.exec(line);
+      const received = /^ \[x\] Received '(.*)'(?: \(attempt \d+ of \d+\))?$/.exec(line);
       if (received) current = received[1];
       else if (line === " [x] Done" && current !== undefined) {
         finished.push(current);
