@@ -4,16 +4,17 @@
  * @module
  */
 
+import { cpus as cpuInfo } from "node:os";
 import type { Broker } from "./_broker.ts";
 import { ROOT } from "./_process.ts";
 
 /** The facts the results file records beside the table. */
 export interface Machine {
-  /** The CPU model, from /proc/cpuinfo. */
+  /** The CPU model. */
   cpu: string;
   /** Logical cores. */
   cores: number;
-  /** Total memory in GiB, from /proc/meminfo. */
+  /** Total memory in GiB. */
   memoryGiB: number;
   /** The 1, 5 and 15-minute load averages when the run started. */
   loadAverage: string;
@@ -31,14 +32,12 @@ export interface Machine {
 
 /** Gathers the facts; anything that cannot be found is "unknown". */
 export async function describeMachine(broker: Broker): Promise<Machine> {
-  const cpuinfo = await readOr("/proc/cpuinfo");
-  const meminfo = await readOr("/proc/meminfo");
-  const memoryKiB = Number(/^MemTotal:\s+(\d+) kB$/m.exec(meminfo)?.[1] ?? NaN);
+  const cpus = attempt(() => cpuInfo(), []);
   return {
-    cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
-    cores: cpuinfo.match(/^processor\s*:/gm)?.length ?? navigator.hardwareConcurrency,
-    memoryGiB: memoryKiB / 1024 / 1024,
-    loadAverage: await loadAverage(),
+    cpu: cpus[0]?.model.trim() || "unknown",
+    cores: cpus.length || navigator.hardwareConcurrency,
+    memoryGiB: attempt(() => Deno.systemMemoryInfo().total / 2 ** 30, NaN),
+    loadAverage: loadAverage(),
     deno: /^deno (\S+)/.exec(await commandOutput("deno", ["--version"]))?.[1] ?? "unknown",
     amqplib: lockedVersion(await readOr(new URL("deno.lock", ROOT)), "amqplib"),
     rabbitmq: `${broker.version} (${broker.platform})`,
@@ -47,9 +46,9 @@ export async function describeMachine(broker: Broker): Promise<Machine> {
   };
 }
 
-/** The 1, 5 and 15-minute load averages now, from /proc/loadavg. */
-export async function loadAverage(): Promise<string> {
-  return (await readOr("/proc/loadavg")).split(" ").slice(0, 3).join(" ") || "unknown";
+/** The 1, 5 and 15-minute load averages now. */
+export function loadAverage(): string {
+  return attempt(() => Deno.loadavg().map((load) => load.toFixed(2)).join(" "), "unknown");
 }
 
 /** The version of npm package `name` in a deno.lock. */
@@ -76,9 +75,20 @@ async function commit(): Promise<string> {
     ...MEASURED,
     ":(exclude)bench/RESULTS.md",
   ]);
-  return changes.trim() === ""
-    ? `commit ${head}`
-    : `commit ${head}, with uncommitted changes to ${MEASURED.join(", ")}`;
+  const changed = changes.split("\n").filter((line) => line.trim() !== "").map((line) =>
+    line.slice(3)
+  );
+  if (changed.length === 0) return `commit ${head}`;
+  const named = changed.length > 4 ? [...changed.slice(0, 4), "..."] : changed;
+  return `commit ${head}, with uncommitted changes to ${named.join(", ")}`;
+}
+
+function attempt<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
 }
 
 async function readOr(path: string | URL): Promise<string> {

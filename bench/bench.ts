@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL --allow-read --allow-write --allow-run=deno,git,ps
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL --allow-read --allow-write --allow-run=deno,git,ps --allow-sys=cpus,systemMemoryInfo,loadavg
 /**
  * The benchmark: our producer and worker side by side with plain amqplib programs doing the same
  * work, on the same broker, in one run. It reports; it does not fail on a missed target.
@@ -187,7 +187,7 @@ export function main(args: string[]): Promise<number> {
         const table = formatTable(rows);
         const errors = formatErrors(rows);
         console.log(errors === "" ? table : `${table}\n\n${errors}`);
-        await writeResults(options, { ...machine, loadAtEnd: await loadAverage() }, steps, rows);
+        await writeResults(options, { ...machine, loadAtEnd: loadAverage() }, steps, rows);
         console.error(`bench: wrote ${options.out}`);
         const wasInterrupted = stop.signal.aborted && !(stop.signal.reason instanceof TimeoutError);
         return wasInterrupted ? EXIT.interrupted : EXIT.ok;
@@ -285,7 +285,8 @@ async function writeResults(
     `- Deno ${machine.deno}, amqplib ${machine.amqplib}, RabbitMQ ${machine.rabbitmq} at ` +
     displayUrl(url),
     `- Code: ${machine.commit}`,
-    `- Sizes: ${count(config.tasks)} tasks per bulk send and drain, ${config.rounds} rounds, ` +
+    `- Sizes: ${count(config.tasks)} tasks per bulk send and drain, ${config.rounds} ` +
+    `round${config.rounds === 1 ? "" : "s"}, ` +
     `${config.oneShotRuns} one-shot runs each, ${count(config.memoryTasks)} tasks for memory`,
     "",
     "## How each figure is measured",
@@ -299,7 +300,8 @@ async function writeResults(
   ].join("\n");
   await Deno.writeTextFile(out, text);
   const { success } = await new Deno.Command("deno", {
-    args: ["fmt", "--quiet", out],
+    // The repository's settings, also for a file outside it (--out), so both look the same.
+    args: ["fmt", "--quiet", "--config", fileURLToPath(new URL("deno.json", ROOT)), out],
     cwd: ROOT,
     stdout: "null",
     stderr: "null",

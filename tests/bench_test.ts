@@ -62,10 +62,14 @@ Deno.test("bench/bench.ts --quick prints a row for every measurement, writes the
 
     const written = await Deno.readTextFile(out);
     assert.deepEqual(tableRows(written), rows, "the results file has the printed table");
-    for (const fact of [/^- Date: \d{4}-\d\d-\d\d /m, /CPU: .+, \d+ cores/, /Deno \d+\.\d+/]) {
-      assert.match(written, fact);
-    }
-    assert.match(written, /amqplib \d+\.\d+\.\d+, RabbitMQ \d+\.\d+/);
+    const facts = [
+      /^- Date: \d{4}-\d\d-\d\d \d\d:\d\d UTC$/m,
+      /^- CPU: (?!unknown).+, \d+ cores; memory \d+\.\d GiB$/m,
+      /^- Load average \(1, 5, 15 min\): \d+\.\d\d \d+\.\d\d \d+\.\d\d at the start/m,
+      /^- Deno \d+\.\d+\.\d+, amqplib \d+\.\d+\.\d+, RabbitMQ \d+\.\d+\.\d+/m,
+      /^- Code: commit [0-9a-f]{7,}/m,
+    ];
+    for (const fact of facts) assert.match(written, fact);
     assert.equal(
       await Deno.readTextFile(COMMITTED).catch(() => undefined),
       committedBefore,
