@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # the full run (~2 minutes on 2 cores), writes bench/RESULTS.md
  * deno task bench --quick              # a short run, for a quick look
- * deno task bench --quick --out /tmp/results.md
+ * ./bench/bench.ts --quick --out /tmp/results.md   # the task itself may write only bench/RESULTS.md
  * ```
  *
  * Measured, each on a fresh queue of its own that is deleted afterwards:
@@ -41,7 +41,7 @@ import { formatErrors, formatTable, type Row } from "./_report.ts";
 import type { BenchConfig, Step } from "./_step.ts";
 import { Deadline, TimeoutError } from "./_deadline.ts";
 import { EXIT, runCommand } from "../lib/cli.ts";
-import { AmqpError, describeError } from "../lib/errors.ts";
+import { AmqpError, describeError, UsageError } from "../lib/errors.ts";
 import { type CommandSpec, HELP_FLAG, parseInteger, requireString } from "../lib/flags.ts";
 import { displayUrl, parseAmqpUrl } from "../lib/url.ts";
 
@@ -143,9 +143,19 @@ export function main(args: string[]): Promise<number> {
       const base = quick ? QUICK : FULL;
       const count = (name: string, fallback: number, min: number, max: number) =>
         values[name] === undefined ? fallback : parseInteger(name, values[name], { min, max });
+      const out = values.out === undefined
+        ? fileURLToPath(new URL("RESULTS.md", import.meta.url))
+        : resolve(requireString("out", values.out));
+      // Found out now, not after minutes of measuring.
+      if (Deno.permissions.querySync({ name: "write", path: out }).state !== "granted") {
+        throw new UsageError(
+          `Cannot write the results to "${out}": no write permission there (deno task bench may write only bench/RESULTS.md; run ./bench/bench.ts --out PATH instead)`,
+        );
+      }
       return {
         url,
         quick,
+        out,
         config: {
           ...base,
           tasks: count("tasks", base.tasks, 100, 1_000_000),
@@ -153,9 +163,6 @@ export function main(args: string[]): Promise<number> {
           rounds: count("rounds", base.rounds, 1, 100),
           oneShotRuns: count("one-shot-runs", base.oneShotRuns, 2, 1000),
         },
-        out: values.out === undefined
-          ? fileURLToPath(new URL("RESULTS.md", import.meta.url))
-          : resolve(requireString("out", values.out)),
       };
     },
     async run(options) {
