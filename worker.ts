@@ -30,6 +30,7 @@ import {
 import { EXIT, runCommand } from "./lib/cli.ts";
 import { runWorker, type TaskHandler, type WorkerEvent } from "./lib/consumer.ts";
 import { serveMetrics, WorkerMetrics } from "./lib/metrics.ts";
+import { LineWriter } from "./lib/output.ts";
 import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/worker_output.ts";
 import { execTask } from "./lib/exec.ts";
 import { fakeWork } from "./lib/fake_work.ts";
@@ -195,16 +196,17 @@ export function main(args: string[]): Promise<number> {
     },
     async run(config) {
       const tries = config.maxRetries + 1;
+      const print = new LineWriter();
       const metrics = new WorkerMetrics(config.queue);
       const summary = new Summary();
       const emit = (event: WorkerEvent | { type: string; [key: string]: unknown }) => {
-        if (config.json) return console.log(jsonEvent(event));
+        if (config.json) return print.out(jsonEvent(event));
         const line = event.type === "metrics_listening"
           ? `Metrics on ${event.url}, health on /healthz`
           : describeEvent(event as WorkerEvent, tries);
         if (line === undefined) return;
-        if (isTaskLine(event as WorkerEvent)) console.log(line);
-        else console.error(line);
+        if (isTaskLine(event as WorkerEvent)) print.out(line);
+        else print.err(line);
       };
       if (config.taskTimeout === 0 || config.taskTimeout > BROKER_ACK_TIMEOUT_MS) {
         emit({
@@ -222,6 +224,7 @@ export function main(args: string[]): Promise<number> {
             type: "warning",
             message: `${why}: exiting now; the broker will redeliver unacked tasks`,
           });
+          print.flush();
           Deno.exit(EXIT.interrupted);
         },
       });
@@ -236,17 +239,17 @@ export function main(args: string[]): Promise<number> {
       const ticker = config.summaryInterval > 0 && !config.json
         ? setInterval(() => {
           const line = summary.take();
-          if (line) console.error(line);
+          if (line) print.err(line);
         }, config.summaryInterval * 1000)
         : undefined;
       const command = config.exec;
       const output = (stream: "stdout" | "stderr", line: string) => {
         if (config.json) emit({ type: "output", stream, line });
-        else if (stream === "stdout") console.log(line);
-        else console.error(line);
+        else if (stream === "stdout") print.out(line);
+        else print.err(line);
       };
       const handler: TaskHandler = command === undefined
-        ? (task, signal) => fakeWork(task.body.toString(), { dotMs: config.dotMs, signal })
+        ? (task, signal) => fakeWork(task.body, { dotMs: config.dotMs, signal })
         : (task, signal) => execTask(command, task, { signal, onOutput: output });
       try {
         await runWorker(config.url, handler, {
@@ -264,7 +267,8 @@ export function main(args: string[]): Promise<number> {
           onReady: () =>
             config.json
               ? emit({ type: "started", queue: config.queue, concurrency: config.concurrency })
-              : console.log(" [*] Waiting for messages. To exit press CTRL+C"),
+              : print.out(" [*] Waiting for messages. To exit press CTRL+C"),
+          beforeAck: () => print.flush(),
           onEvent: (event) => {
             metrics.record(event);
             summary.record(event);
@@ -272,11 +276,13 @@ export function main(args: string[]): Promise<number> {
           },
         });
       } finally {
+        print.flush();
         clearInterval(ticker);
         metrics.stopped();
         await server?.shutdown();
       }
       emit({ type: "shutdown" });
+      print.flush();
       return EXIT.ok;
     },
   });

@@ -16,6 +16,7 @@ import {
   reconnectDelay,
   type ReconnectInfo,
 } from "./amqp.ts";
+import { AckBatch } from "./ack_batch.ts";
 import { deadQueueName, declareDeadQueue, Mover } from "./dead_letter.ts";
 import { describeError, replyCode } from "./errors.ts";
 import { type FailurePolicy, runTask, type TaskEvent, type TaskHandler } from "./task_runner.ts";
@@ -98,6 +99,12 @@ export interface RunWorkerOptions {
    */
   onReady?: () => void;
   /**
+   * Called right before acks are sent (in batches, at the end of a turn of the event loop), so
+   * that output about the finished tasks can be written first.
+   * @default {() => {}}
+   */
+  beforeAck?: () => void;
+  /**
    * Called for connection and channel trouble and other things worth a log line.
    * @default {() => {}}
    */
@@ -108,6 +115,7 @@ export interface RunWorkerOptions {
 interface Subscription {
   channel: Channel;
   mover: Mover;
+  acks: AckBatch;
   consumerTag: string;
 }
 
@@ -138,6 +146,7 @@ export async function runWorker(
     signal,
     onReady = () => {},
     onEvent = () => {},
+    beforeAck: beforeFlush = () => {},
   } = options;
   checkWhole("concurrency", concurrency, 1, 65535);
   checkWhole("prefetch", prefetch, 1, 65535);
@@ -174,7 +183,11 @@ export async function runWorker(
       await (await mover.channel()).checkQueue(deadQueueName(queue));
     }
     await channel.prefetch(prefetch);
-    const subscription: Subscription = { channel, mover, consumerTag: "" };
+    const acks = new AckBatch(channel, {
+      beforeFlush,
+      onStale: (id) => onEvent({ type: "stale_delivery", id }),
+    });
+    const subscription: Subscription = { channel, mover, acks, consumerTag: "" };
     let closeReason = "no reason given";
     channel.on("error", (error: unknown) => closeReason = describeError(error));
     channel.on("close", () => {
@@ -197,7 +210,8 @@ export async function runWorker(
         void channel.close().catch(() => {});
         return;
       }
-      const work = slots(() => runTask({ channel, mover, message }, handler, policy, onEvent))
+      acks.delivered(message);
+      const work = slots(() => runTask({ acks, mover, message }, handler, policy, onEvent))
         .finally(() => inFlight.delete(work));
       inFlight.add(work);
     }, { noAck: false });
@@ -252,6 +266,7 @@ export async function runWorker(
     const last = current;
     if (last) await last.channel.cancel(last.consumerTag).catch(() => {});
     await Promise.all(inFlight);
+    last?.acks.flush();
     if (last) {
       await last.mover.close();
       await last.channel.close().catch(() => {});

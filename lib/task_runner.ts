@@ -1,14 +1,15 @@
 /**
  * One delivered task, start to finish: run the handler under a time limit, then ack it, or move it
- * to a retry queue or the dead queue and ack it only once the broker confirmed the move. This is
- * the one place a delivery is acked.
+ * to a retry queue or the dead queue and ack it only once the broker confirmed the move. The acks
+ * themselves go through `ack_batch.ts`.
  *
  * @module
  */
 
 import type { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Channel, ConfirmChannel, ConsumeMessage } from "amqplib";
+import type { ConfirmChannel, ConsumeMessage } from "amqplib";
+import type { AckBatch } from "./ack_batch.ts";
 import {
   attemptsSoFar,
   deadQueueName,
@@ -77,8 +78,8 @@ export interface FailurePolicy {
 
 /** Where a task came from and where a failed one can be moved. */
 export interface Delivery {
-  /** The channel that delivered the task: its ack must go there. */
-  channel: Channel;
+  /** The acks of the channel that delivered the task: its ack must go there. */
+  acks: AckBatch;
   /** Gives a confirm channel on the same connection for moving failed tasks. */
   mover: { channel(): Promise<ConfirmChannel> };
   /** The delivery. */
@@ -207,7 +208,7 @@ async function moveFailed(
 /**
  * Acks or requeues a delivery. Its tag belongs to the channel that delivered it; if that channel
  * is gone the broker has already put the task back, so it will be redelivered, and nothing may be
- * sent for it on another channel. Returns whether the ack or requeue was sent.
+ * sent for it on another channel. Returns false when a requeue could not be sent.
  */
 function settle(
   delivery: Delivery,
@@ -215,12 +216,11 @@ function settle(
   task: Task,
   onEvent: (event: TaskEvent) => void,
 ): boolean {
-  try {
-    if (how === "ack") delivery.channel.ack(delivery.message);
-    else delivery.channel.nack(delivery.message, false, true);
+  if (how === "ack") {
+    delivery.acks.ack(delivery.message, task.id);
     return true;
-  } catch {
-    onEvent({ type: "stale_delivery", id: task.id });
-    return false;
   }
+  if (delivery.acks.requeue(delivery.message)) return true;
+  onEvent({ type: "stale_delivery", id: task.id });
+  return false;
 }

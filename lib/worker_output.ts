@@ -5,14 +5,15 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import type { WorkerEvent } from "./consumer.ts";
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A task body as it can be shown on one line: text as is, anything else as its size. */
 export function preview(body: Uint8Array): string {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+    text = strictUtf8.decode(body);
   } catch {
     return `<${body.length} bytes>`;
   }
@@ -27,7 +28,7 @@ export function preview(body: Uint8Array): string {
 export function describeEvent(event: WorkerEvent, tries: number): string | undefined {
   switch (event.type) {
     case "received":
-      return ` [x] Received '${preview(Buffer.from(event.body))}'` +
+      return ` [x] Received '${preview(event.body)}'` +
         (event.attempt > 1 ? ` (attempt ${event.attempt} of ${tries})` : "");
     case "done":
       return " [x] Done";

@@ -1,0 +1,99 @@
+/**
+ * The ack path: the one place deliveries are acked or requeued. Acks for tasks that finished in
+ * the same turn of the event loop go out together, as one `multiple` ack where the finished tasks
+ * are the oldest outstanding ones, so a fast worker does not pay a frame per task. Nothing is
+ * acked before its task finished.
+ *
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+import type { Channel, ConsumeMessage } from "amqplib";
+
+/** Options for {@linkcode AckBatch}. */
+export interface AckBatchOptions {
+  /**
+   * Called right before acks are sent, so that what was said about the tasks (their ` [x] Done`
+   * lines) is written before the broker forgets them.
+   * @default {() => {}}
+   */
+  beforeFlush?: () => void;
+  /**
+   * Called for a task whose ack could not be sent: its channel is gone, and the broker will
+   * redeliver it.
+   * @default {() => {}}
+   */
+  onStale?: (id: string) => void;
+}
+
+/** The acks of one channel. */
+export class AckBatch {
+  #channel: Channel;
+  #beforeFlush: () => void;
+  #onStale: (id: string) => void;
+  // Delivery tags not yet acked or requeued, in delivery order (ascending).
+  #outstanding = new Set<number>();
+  #pending = new Map<number, { message: ConsumeMessage; id: string }>();
+  #scheduled = false;
+
+  /** Acks on `channel`, the channel that delivered the tasks. */
+  constructor(channel: Channel, options: AckBatchOptions = {}) {
+    this.#channel = channel;
+    this.#beforeFlush = options.beforeFlush ?? (() => {});
+    this.#onStale = options.onStale ?? (() => {});
+  }
+
+  /** Records a delivery, so that it counts as outstanding until it is settled. */
+  delivered(message: ConsumeMessage): void {
+    this.#outstanding.add(message.fields.deliveryTag);
+  }
+
+  /** Acks a finished task, at the end of this turn of the event loop. */
+  ack(message: ConsumeMessage, id: string): void {
+    this.#pending.set(message.fields.deliveryTag, { message, id });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Puts a task back in the queue now; false when its channel is gone (it comes back anyway). */
+  requeue(message: ConsumeMessage): boolean {
+    this.#outstanding.delete(message.fields.deliveryTag);
+    try {
+      this.#channel.nack(message, false, true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends the acks waiting for the end of the turn. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#pending.size === 0) return;
+    this.#beforeFlush();
+    let last: number | undefined;
+    for (const tag of this.#outstanding) {
+      if (!this.#pending.has(tag)) break;
+      last = tag;
+    }
+    try {
+      if (last !== undefined) {
+        this.#channel.ack(this.#pending.get(last)!.message, true);
+        for (const tag of this.#outstanding) {
+          if (tag > last) break;
+          this.#outstanding.delete(tag);
+          this.#pending.delete(tag);
+        }
+      }
+      for (const [tag, { message }] of this.#pending) {
+        this.#channel.ack(message);
+        this.#outstanding.delete(tag);
+        this.#pending.delete(tag);
+      }
+    } catch {
+      for (const { id } of this.#pending.values()) this.#onStale(id);
+      this.#pending.clear();
+    }
+  }
+}
