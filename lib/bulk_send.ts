@@ -5,6 +5,7 @@
  * @module
  */
 
+import { AmqpError } from "./errors.ts";
 import type { TaskPublisher } from "./publisher.ts";
 
 /** Options for {@linkcode sendAll}. */
@@ -58,41 +59,63 @@ export async function sendAll(
   if (!Number.isInteger(window) || window < 1) {
     throw new RangeError(`Invalid window "${window}": expected a whole number of at least 1`);
   }
+  if (!(confirmTimeout > 0)) {
+    throw new RangeError(`Invalid confirm timeout "${confirmTimeout}": expected milliseconds > 0`);
+  }
   let published = 0;
   let confirmed = 0;
   let inFlight = 0;
   let firstFailed = Infinity;
   let error: unknown;
-  let roomWaiter: (() => void) | undefined;
-  let allSettled: (() => void) | undefined;
-
-  const settled = () => {
-    inFlight--;
-    const wake = roomWaiter;
-    roomWaiter = undefined;
-    wake?.();
-    if (inFlight === 0) allSettled?.();
+  let wake: (() => void) | undefined;
+  let stalled = false;
+  // One timer for the whole window rather than one per task: the send has stalled when tasks are
+  // in flight and no confirm came for `confirmTimeout`, not counting time the broker blocked us.
+  let lastProgress = performance.now();
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    if (publisher.blocked || inFlight === 0) lastProgress = now;
+    else if (now - lastProgress > confirmTimeout && error === undefined) {
+      stalled = true;
+      error = new AmqpError(`No confirm from the broker for ${confirmTimeout} ms`);
+      firstFailed = Math.min(firstFailed, published - inFlight);
+      wakeUp();
+    }
+  }, Math.min(1000, Math.max(10, confirmTimeout / 4)));
+  const wakeUp = () => {
+    const waiting = wake;
+    wake = undefined;
+    waiting?.();
   };
-
-  for await (const body of bodies) {
-    if (error !== undefined || signal?.aborted) break;
-    if (inFlight >= window) await new Promise<void>((resolve) => roomWaiter = resolve);
-    if (error !== undefined) break;
-    await publisher.writable();
-    const index = published++;
-    inFlight++;
-    publisher.publish(body, { confirmTimeout }).then(
-      () => {
-        confirmed++;
-        onConfirmed(confirmed, published);
-      },
-      (failure: unknown) => {
-        error ??= failure;
-        firstFailed = Math.min(firstFailed, index);
-      },
-    ).finally(settled);
+  const encoder = new TextEncoder();
+  try {
+    for await (const body of bodies) {
+      if (error !== undefined || signal?.aborted) break;
+      if (inFlight >= window) await new Promise<void>((resolve) => wake = resolve);
+      if (error !== undefined) break;
+      if (publisher.full) await publisher.writable();
+      const index = published++;
+      inFlight++;
+      const content = typeof body === "string" ? encoder.encode(body) : body;
+      publisher.send(content, crypto.randomUUID(), (failure) => {
+        inFlight--;
+        lastProgress = performance.now();
+        if (failure === undefined) {
+          confirmed++;
+          onConfirmed(confirmed, published);
+        } else {
+          error ??= failure;
+          firstFailed = Math.min(firstFailed, index);
+        }
+        wakeUp();
+      });
+    }
+    while (inFlight > 0 && !stalled) {
+      await new Promise<void>((resolve) => wake = resolve);
+    }
+  } finally {
+    clearInterval(watchdog);
   }
-  if (inFlight > 0) await new Promise<void>((resolve) => allSettled = resolve);
   const result: SendAllResult = {
     published,
     confirmed,

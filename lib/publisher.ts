@@ -165,26 +165,48 @@ export class TaskPublisher {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.add(pending);
       if (!this.#blocked) pending.arm();
-      const properties = {
-        persistent: true,
-        mandatory: true,
-        messageId: id,
-        timestamp: Math.floor(Date.now() / 1000),
-      };
-      try {
-        const room = this.#channel.sendToQueue(this.queue, content, properties, (error) => {
-          if (error) finish(this.#notSent(id, error));
-          else if (this.#returned.delete(id)) {
-            finish(
-              new AmqpError(`Task ${id} was not sent: no queue "${this.queue}" to route it to`),
-            );
-          } else finish();
-        });
-        if (!room) this.#drained ??= Promise.withResolvers<void>();
-      } catch (error) {
-        finish(this.#notSent(id, error));
-      }
+      this.send(content, id, finish);
     });
+  }
+
+  /**
+   * Publishes one task and calls `done` once the broker confirmed it (no argument) or it was not
+   * sent (an {@linkcode AmqpError}). The bare publish path, with no promise and no timer per task,
+   * for senders of many tasks that keep their own account (see `bulk_send.ts`).
+   */
+  send(content: Uint8Array, id: string, done: (error?: AmqpError) => void): void {
+    const properties = {
+      persistent: true,
+      mandatory: true,
+      messageId: id,
+      timestamp: Math.floor(Date.now() / 1000),
+    };
+    try {
+      const room = this.#channel.sendToQueue(
+        this.queue,
+        Buffer.from(content),
+        properties,
+        (error) => {
+          if (error) done(this.#notSent(id, error));
+          else if (this.#returned.delete(id)) {
+            done(new AmqpError(`Task ${id} was not sent: no queue "${this.queue}" to route it to`));
+          } else done();
+        },
+      );
+      if (!room) this.#drained ??= Promise.withResolvers<void>();
+    } catch (error) {
+      done(this.#notSent(id, error));
+    }
+  }
+
+  /** True while the broker blocks publishers (a memory or disk alarm). */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Whether a publish found the channel's write buffer full and it has not drained yet. */
+  get full(): boolean {
+    return this.#drained !== undefined;
   }
 
   #notSent(id: string, error: unknown): AmqpError {

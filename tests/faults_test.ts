@@ -241,3 +241,34 @@ Deno.test("a channel the broker closes (ack timeout) is replaced, and the task i
     await deleteQueue(queue);
   }
 });
+
+Deno.test("a bulk send waits out a blocked broker too, then every task is confirmed", async () => {
+  const queue = uniqueQueue("bulkalarm");
+  let clear: (() => Promise<void>) | undefined;
+  try {
+    await using broker = await openBroker();
+    clear = await raiseMemoryAlarm();
+    const input = Array.from({ length: 500 }, (_, i) => `blocked-${i}`).join("\n");
+    await using producer = startScript(
+      "new_task.ts",
+      ["--stdin", "--queue", queue, "--confirm-timeout", "1000"],
+      { stdin: input },
+    );
+    await waitUntil(
+      "the blocked notice",
+      () => producer.stderr.some((line) => /blocking publishers/.test(line)),
+      10_000,
+    );
+    // Longer than --confirm-timeout: the window's watchdog must not count blocked time.
+    await sleep(1500);
+    assert.deepEqual(producer.stdout, []);
+    await clear();
+    clear = undefined;
+    assert.equal((await producer.status()).code, 0, producer.transcript());
+    assert.match(producer.stdout.join("\n"), /^ \[x\] Sent 500 tasks in /);
+    assert.equal(await broker.ready(queue), 500);
+  } finally {
+    await clear?.();
+    await deleteQueue(queue);
+  }
+});
