@@ -51,6 +51,9 @@ export class AckBatch {
   /** Acks a finished task, at the end of this turn of the event loop. */
   ack(message: ConsumeMessage, id: string): void {
     this.#pending.set(message.fields.deliveryTag, { message, id });
+    // Nothing else in hand could join the batch: ack now rather than a turn later, which at
+    // prefetch 1 would hold up the next delivery.
+    if (this.#pending.size === this.#outstanding.size) return this.flush();
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => this.flush());
