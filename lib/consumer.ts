@@ -19,7 +19,13 @@ import {
 import { AckBatch } from "./ack_batch.ts";
 import { deadQueueName, declareDeadQueue, Mover } from "./dead_letter.ts";
 import { describeError, replyCode } from "./errors.ts";
-import { type FailurePolicy, runTask, type TaskEvent, type TaskHandler } from "./task_runner.ts";
+import {
+  Deadlines,
+  type FailurePolicy,
+  runTask,
+  type TaskEvent,
+  type TaskHandler,
+} from "./task_runner.ts";
 
 export type { Task, TaskEvent, TaskHandler } from "./task_runner.ts";
 
@@ -154,7 +160,8 @@ export async function runWorker(
   checkWhole("retryDelay", retryDelay, 1, 86_400_000);
   checkWhole("taskTimeout", taskTimeout, 0, Number.MAX_SAFE_INTEGER);
   signal?.throwIfAborted();
-  const policy: FailurePolicy = { queue, maxRetries, retryDelay, taskTimeout, hostname };
+  const deadlines = new Deadlines(taskTimeout);
+  const policy: FailurePolicy = { queue, maxRetries, retryDelay, taskTimeout, hostname, deadlines };
   const slots = limiter(concurrency);
 
   const inFlight = new Set<Promise<void>>();
@@ -211,7 +218,9 @@ export async function runWorker(
         return;
       }
       acks.delivered(message);
-      const work = slots(() => runTask({ acks, mover, message }, handler, policy, onEvent))
+      const run = () => runTask({ acks, mover, message }, handler, policy, onEvent);
+      // With prefetch at most the concurrency the broker never hands over more than can run.
+      const work = (prefetch <= concurrency ? run() : slots(run))
         .finally(() => inFlight.delete(work));
       inFlight.add(work);
     }, { noAck: false });
@@ -237,19 +246,25 @@ export async function runWorker(
   };
 
   let connectedOnce = false;
-  const connection = await connect(url, {
-    heartbeat,
-    ...(ca === undefined ? {} : { ca }),
-    recover: true,
-    async setup(model) {
-      live = model;
-      if (!stopping) await subscribe(model);
-    },
-    onReconnecting: (info) => onEvent({ type: "reconnecting", ...info }),
-    onConnected: (url) => {
-      if (connectedOnce) onEvent({ type: "reconnected", url });
-    },
-  });
+  let connection;
+  try {
+    connection = await connect(url, {
+      heartbeat,
+      ...(ca === undefined ? {} : { ca }),
+      recover: true,
+      async setup(model) {
+        live = model;
+        if (!stopping) await subscribe(model);
+      },
+      onReconnecting: (info) => onEvent({ type: "reconnecting", ...info }),
+      onConnected: (url) => {
+        if (connectedOnce) onEvent({ type: "reconnected", url });
+      },
+    });
+  } catch (error) {
+    deadlines.close();
+    throw error;
+  }
   connection.on("disconnect", (error: unknown) => {
     live = undefined;
     current = undefined;
@@ -273,6 +288,7 @@ export async function runWorker(
     }
   } finally {
     stopping = true;
+    deadlines.close();
     await connection.close().catch(() => {});
   }
 }

@@ -74,6 +74,54 @@ export interface FailurePolicy {
   taskTimeout: number;
   /** Recorded on parked tasks. */
   hostname: string;
+  /** Stops tries that run past `taskTimeout`. */
+  deadlines: Deadlines;
+}
+
+/**
+ * The time limit of tries: one timer for all of them, rather than one per try, which a fast worker
+ * would pay for on every task. A try is stopped within a tenth of the limit (at most 1 s) after it
+ * ran out.
+ */
+export class Deadlines {
+  #timeout: number;
+  #running = new Map<AbortController, number>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Tries may run `timeout` ms; 0 for no limit. */
+  constructor(timeout: number) {
+    this.#timeout = timeout;
+    if (timeout > 0) {
+      this.#timer = setInterval(() => this.#sweep(), Math.min(1000, Math.max(10, timeout / 10)));
+    }
+  }
+
+  /** A try starts: its abort signal fires when it runs out of time. */
+  start(): AbortController {
+    const controller = new AbortController();
+    if (this.#timer !== undefined) this.#running.set(controller, performance.now());
+    return controller;
+  }
+
+  /** A try ended. */
+  finish(controller: AbortController): void {
+    this.#running.delete(controller);
+  }
+
+  /** Stops the timer. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    // In start order, and all with the same limit: the first that has time left ends the sweep.
+    for (const [controller, started] of this.#running) {
+      if (now - started < this.#timeout) break;
+      this.#running.delete(controller);
+      controller.abort(new Error(`timeout after ${this.#timeout} ms`));
+    }
+  }
 }
 
 /** Where a task came from and where a failed one can be moved. */
@@ -117,20 +165,14 @@ export async function runTask(
     return;
   }
   const started = performance.now();
-  const controller = new AbortController();
-  const timer = policy.taskTimeout > 0
-    ? setTimeout(
-      () => controller.abort(new Error(`timeout after ${policy.taskTimeout} ms`)),
-      policy.taskTimeout,
-    )
-    : undefined;
+  const controller = policy.deadlines.start();
   let failure: string | undefined;
   try {
     await handler(task, controller.signal);
   } catch (error) {
     failure = describeError(controller.signal.aborted ? controller.signal.reason : error);
   } finally {
-    clearTimeout(timer);
+    policy.deadlines.finish(controller);
   }
   const durationMs = Math.round(performance.now() - started);
   if (failure === undefined) {
