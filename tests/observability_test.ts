@@ -102,7 +102,9 @@ Deno.test("queue.ts stats uses the management API, when it answers, for unacked 
       }
     }, 30_000);
     await using broker = await openBroker();
-    await using worker = startScript("worker.ts", ["--queue", queue, "--dot-ms", "10000"]);
+    // The task outlasts the test: the management API's figures lag by up to its collection
+    // interval, and a task that finished meanwhile would let the worker take the waiting one.
+    await using worker = startScript("worker.ts", ["--queue", queue, "--dot-ms", "600000"]);
     await worker.waitForLines(/Waiting for messages/);
     await broker.publish(queue, "busy.", "waiting");
     await worker.waitForLines(/Received 'busy\.'/);
