@@ -14,7 +14,10 @@
  * A second signal, or the shutdown timeout passing, exits at once with 130; the broker then
  * redelivers whatever was not acked.
  *
- * Exit codes: 0 stopped by a signal, 1 runtime failure (broker unreachable at start), 2 bad
+ * With `--max-tasks N` it stops the same way by itself after taking N tasks (a worker recycled by
+ * its supervisor, or a batch job).
+ *
+ * Exit codes: 0 stopped by a signal or after --max-tasks, 1 runtime failure (broker unreachable at start), 2 bad
  * arguments, 130 stopped without finishing the tasks in hand.
  *
  * @module
@@ -117,6 +120,20 @@ export const WORKER_COMMAND: CommandSpec = {
       description: "On SIGINT/SIGTERM, how long tasks in hand may take to finish before exit 130.",
     },
     {
+      name: "max-tasks",
+      kind: "string",
+      valueName: "N",
+      default: "0",
+      description:
+        "Take N tasks, then stop as on SIGTERM (finish and ack them, exit 0); deliveries past N go back to the queue. 0 for no limit.",
+    },
+    {
+      name: "quiet",
+      kind: "boolean",
+      description:
+        "No line per task (received, done), for fast cheap tasks; failures, warnings, connection events and the summary still show.",
+    },
+    {
       name: "json",
       kind: "boolean",
       description:
@@ -157,6 +174,8 @@ interface WorkerConfig {
   shutdownTimeout: number;
   heartbeat: number;
   ca: string | undefined;
+  maxTasks: number;
+  quiet: boolean;
   json: boolean;
   metricsPort: number | undefined;
   summaryInterval: number;
@@ -187,6 +206,8 @@ export function main(args: string[]): Promise<number> {
         shutdownTimeout: parseInteger("shutdown-timeout", values["shutdown-timeout"], { min: 0 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
         ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
+        maxTasks: parseInteger("max-tasks", values["max-tasks"], { min: 0 }),
+        quiet: values.quiet === true,
         json: values.json === true,
         metricsPort: values["metrics-port"] === undefined
           ? undefined
@@ -200,6 +221,7 @@ export function main(args: string[]): Promise<number> {
       const metrics = new WorkerMetrics(config.queue);
       const summary = new Summary();
       const emit = (event: WorkerEvent | { type: string; [key: string]: unknown }) => {
+        if (config.quiet && isTaskLine(event as WorkerEvent)) return;
         if (config.json) return print.out(jsonEvent(event));
         const line = event.type === "metrics_listening"
           ? `Metrics on ${event.url}, health on /healthz`
@@ -260,6 +282,7 @@ export function main(args: string[]): Promise<number> {
           taskTimeout: config.taskTimeout,
           maxRetries: config.maxRetries,
           retryDelay: config.retryDelay,
+          maxTasks: config.maxTasks,
           hostname: Deno.hostname(),
           heartbeat: config.heartbeat,
           ...(config.ca === undefined ? {} : { ca: config.ca }),

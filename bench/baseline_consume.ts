@@ -9,7 +9,8 @@
  * ```
  *
  * Prints `consuming` when the first message arrives or the broker has confirmed the consumer,
- * whichever is first, and `consumed COUNT` after the last ack: the bench times between the two.
+ * whichever is first, and `consumed COUNT` after the last ack; then it closes its channel and
+ * connection and exits. The bench times from `consuming` to the exit.
  *
  * @module
  */

@@ -17,6 +17,7 @@ import {
   type ReconnectInfo,
 } from "./amqp.ts";
 import { AckBatch } from "./ack_batch.ts";
+import { limiter } from "./limiter.ts";
 import { deadQueueName, declareDeadQueue, Mover } from "./dead_letter.ts";
 import { describeError, replyCode } from "./errors.ts";
 import {
@@ -85,6 +86,12 @@ export interface RunWorkerOptions {
    */
   hostname?: string;
   /**
+   * Tasks to take before stopping as on `signal`: the tasks in hand finish and are acked, and
+   * deliveries past the limit go back to the queue untouched; 0 for no limit.
+   * @default {0}
+   */
+  maxTasks?: number;
+  /**
    * Heartbeat interval in seconds.
    * @default {15}
    */
@@ -147,6 +154,7 @@ export async function runWorker(
     retryDelay = 1000,
     taskTimeout = 1_500_000,
     hostname = "unknown",
+    maxTasks = 0,
     heartbeat = 15,
     ca,
     signal,
@@ -159,6 +167,7 @@ export async function runWorker(
   checkWhole("maxRetries", maxRetries, 0, 1000);
   checkWhole("retryDelay", retryDelay, 1, 86_400_000);
   checkWhole("taskTimeout", taskTimeout, 0, Number.MAX_SAFE_INTEGER);
+  checkWhole("maxTasks", maxTasks, 0, Number.MAX_SAFE_INTEGER);
   signal?.throwIfAborted();
   const deadlines = new Deadlines(taskTimeout);
   const policy: FailurePolicy = { queue, maxRetries, retryDelay, taskTimeout, hostname, deadlines };
@@ -169,6 +178,8 @@ export async function runWorker(
   let live: ChannelModel | undefined;
   let stopping = false;
   let ready = false;
+  let taken = 0;
+  const enough = Promise.withResolvers<void>();
   // Once consuming, and before the first task's lines, whichever comes first.
   const announce = () => {
     if (ready) return;
@@ -217,6 +228,11 @@ export async function runWorker(
         void channel.close().catch(() => {});
         return;
       }
+      if (maxTasks > 0 && taken >= maxTasks) {
+        acks.requeue(message);
+        return;
+      }
+      if (++taken === maxTasks) enough.resolve();
       acks.delivered(message);
       const run = () => runTask({ acks, mover, message }, handler, policy, onEvent);
       // With prefetch at most the concurrency the broker never hands over more than can run.
@@ -273,8 +289,11 @@ export async function runWorker(
   connectedOnce = true;
 
   try {
-    if (signal && !signal.aborted) {
-      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    if (!signal?.aborted) {
+      const aborted = new Promise((resolve) =>
+        signal?.addEventListener("abort", resolve, { once: true })
+      );
+      await Promise.race([aborted, enough.promise]);
     }
     // Graceful: take no new task, finish and ack those in flight, then close.
     stopping = true;
@@ -299,20 +318,4 @@ function checkWhole(name: string, value: number, min: number, max: number): void
       `Invalid ${name} "${value}": expected a whole number from ${min} to ${max}`,
     );
   }
-}
-
-/** Runs at most `max` of the functions given to it at once; the rest wait their turn. */
-function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async (fn) => {
-    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
 }

@@ -133,6 +133,50 @@ Deno.test("a second signal ends a draining worker at once with 130, and the task
   }
 });
 
+Deno.test("--max-tasks N: the worker does exactly N tasks, acks them, exits 0 and leaves the rest queued", async () => {
+  const queue = uniqueQueue("max");
+  await using broker = await openBroker();
+  try {
+    const channel = await broker.connection.createChannel();
+    await channel.assertQueue(queue, { durable: true });
+    await channel.close();
+    await broker.publish(queue, "1.", "2.", "3.", "4.", "5.", "6.");
+    // A prefetch above the limit: the deliveries past it must go back untouched.
+    await using worker = startScript("worker.ts", [
+      ...["--queue", queue, "--dot-ms", "20", "--prefetch", "5", "--concurrency", "2"],
+      ...["--max-tasks", "3"],
+    ]);
+    assert.equal((await worker.status()).code, 0, worker.transcript());
+    assert.equal(worker.matching(RECEIVED).length, 3, worker.transcript());
+    assert.equal(worker.matching(DONE).length, 3, worker.transcript());
+    assert.deepEqual(await queueCounts(queue), { ready: 3, unacked: 0, consumers: 0 });
+  } finally {
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
+
+Deno.test("--quiet: tasks are done without a line each, and a failed one still says so", async () => {
+  const queue = uniqueQueue("quiet");
+  await using broker = await openBroker();
+  try {
+    await using worker = await startWorker(queue, [
+      ...["--quiet", "--exec", '[ "$(cat)" != bad ]', "--max-retries", "0"],
+    ]);
+    await broker.publish(queue, "good", "bad", "good too");
+    await waitUntil("the tasks settled", async () => {
+      const counts = await queueCounts(queue);
+      return counts?.ready === 0 && counts.unacked === 0 &&
+        await broker.ready(`${queue}.dead`) === 1;
+    });
+    worker.kill("SIGTERM");
+    assert.equal((await worker.status()).code, 0, worker.transcript());
+    assert.deepEqual(worker.stdout, [" [*] Waiting for messages. To exit press CTRL+C"]);
+    assert.equal(worker.stderr.filter((line) => /failed .* parked in/.test(line)).length, 1);
+  } finally {
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
+
 Deno.test("worker.ts uses a queue that exists with other arguments", async () => {
   const queue = uniqueQueue("foreign");
   await using broker = await openBroker();
@@ -151,7 +195,13 @@ Deno.test("worker.ts uses a queue that exists with other arguments", async () =>
 
 Deno.test("worker.ts exits 2 with usage for bad flag values", async () => {
   for (
-    const args of [["--prefetch", "0"], ["--prefetch", "many"], ["--dot-ms", "-5"], ["--what"]]
+    const args of [
+      ["--prefetch", "0"],
+      ["--prefetch", "many"],
+      ["--dot-ms", "-5"],
+      ["--max-tasks", "-1"],
+      ["--what"],
+    ]
   ) {
     const result = await runScript("worker.ts", args);
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
