@@ -19,8 +19,8 @@ export function bulkSendStep(config: BenchConfig): Step {
   return {
     title: "bulk send",
     method: `**Bulk send.** ${count} tasks, one a line on stdin, sent by a whole ` +
-      `process to a fresh durable queue: \`bench/baseline_send.ts\` (plain amqplib: persistent ` +
-      `messages on a confirm channel, at most ${window} unconfirmed, waiting on "drain") against ` +
+      `process to a fresh durable queue: \`bench/baseline_send.ts\` (plain amqplib: persistent, ` +
+      `mandatory messages on a confirm channel, as ours must be, at most ${window} unconfirmed, waiting on "drain") against ` +
       `\`new_task.ts --stdin --window ${window}\`, run with its shebang's permissions. Tasks per ` +
       `second over the process's wall time, start-up included; the median of ${rounds} ` +
       `alternating rounds. The queue must hold every task afterwards.`,

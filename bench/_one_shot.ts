@@ -18,7 +18,7 @@ export function oneShotStep(config: BenchConfig): Step {
     title: "one-shot send",
     method: `**One-shot send.** The wall time, from spawn to exit, of \`new_task.ts --queue Q ` +
       `hello\` (its shebang's permissions) and of \`bench/baseline_one_shot.ts Q hello\` (plain ` +
-      `amqplib: connect, declare, publish one persistent message on a confirm channel, wait for ` +
+      `amqplib: connect, declare, publish one persistent, mandatory message on a confirm channel, wait for ` +
       `the confirm, close), ${runs} runs each, alternating, to one durable queue. Deno's start-up ` +
       `is in both; lower is better, so here ours / plain under 1 is ours being faster.`,
     rows: [

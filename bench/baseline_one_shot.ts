@@ -1,7 +1,7 @@
 #!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL
 /**
  * The floor for a one-shot send with amqplib: plain amqplib, no project code. Connects, declares
- * the durable queue, publishes one persistent message on a confirm channel, waits for the
+ * the durable queue, publishes one persistent, mandatory message on a confirm channel, waits for the
  * confirm, closes.
  *
  * ```sh
@@ -27,7 +27,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     const channel = await connection.createConfirmChannel();
     await channel.assertQueue(queue, { durable: true });
-    channel.sendToQueue(queue, Buffer.from(message), { persistent: true });
+    channel.sendToQueue(queue, Buffer.from(message), { persistent: true, mandatory: true });
     await channel.waitForConfirms();
     console.log(` [x] Sent '${message}'`);
     return 0;

@@ -87,7 +87,6 @@ export async function sendAll(
     wake = undefined;
     waiting?.();
   };
-  const encoder = new TextEncoder();
   try {
     for await (const body of bodies) {
       if (error !== undefined || signal?.aborted) break;
@@ -96,8 +95,7 @@ export async function sendAll(
       if (publisher.full) await publisher.writable();
       const index = published++;
       inFlight++;
-      const content = typeof body === "string" ? encoder.encode(body) : body;
-      publisher.send(content, crypto.randomUUID(), (failure) => {
+      publisher.send(body, crypto.randomUUID(), (failure) => {
         inFlight--;
         lastProgress = performance.now();
         if (failure === undefined) {

@@ -172,9 +172,10 @@ export class TaskPublisher {
   /**
    * Publishes one task and calls `done` once the broker confirmed it (no argument) or it was not
    * sent (an {@linkcode AmqpError}). The bare publish path, with no promise and no timer per task,
-   * for senders of many tasks that keep their own account (see `bulk_send.ts`).
+   * for senders of many tasks that keep their own account (see `bulk_send.ts`). Bytes are sent
+   * without a copy: leave them unchanged afterwards.
    */
-  send(content: Uint8Array, id: string, done: (error?: AmqpError) => void): void {
+  send(content: string | Uint8Array, id: string, done: (error?: AmqpError) => void): void {
     const properties = {
       persistent: true,
       mandatory: true,
@@ -184,7 +185,12 @@ export class TaskPublisher {
     try {
       const room = this.#channel.sendToQueue(
         this.queue,
-        Buffer.from(content),
+        // One copy at most: a string is encoded once, bytes are wrapped, not copied.
+        typeof content === "string"
+          ? Buffer.from(content)
+          : Buffer.isBuffer(content)
+          ? content
+          : Buffer.from(content.buffer, content.byteOffset, content.byteLength),
         properties,
         (error) => {
           if (error) done(this.#notSent(id, error));
