@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { openBroker, runScript, uniqueQueue } from "./_helpers.ts";
+import { BROKER_URL, openBroker, runScript, scriptPermissions, uniqueQueue } from "./_helpers.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+/** `text` quoted for sh. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
 
 Deno.test("new_task.ts --stdin sends one task per non-empty line, in order, all confirmed", async () => {
   const queue = uniqueQueue("bulk");
@@ -59,4 +66,39 @@ Deno.test("new_task.ts --stdin refuses empty input and a MESSAGE beside it, with
   assert.match(both.stderr, /^Give either MESSAGE or --stdin, not both/);
   const badWindow = await runScript("new_task.ts", ["--stdin", "--window", "0"], { stdin: "x\n" });
   assert.equal(badWindow.code, 2);
+});
+
+Deno.test("new_task.ts --stdin on a terminal shows a progress line on stderr, then clears it", async () => {
+  const queue = uniqueQueue("tty");
+  const count = 30_000;
+  await using broker = await openBroker();
+  const input = await Deno.makeTempFile({ prefix: "tasks_" });
+  try {
+    await Deno.writeTextFile(input, Array.from({ length: count }, (_, i) => `t${i}\n`).join(""));
+    const command = [
+      Deno.execPath(),
+      "run",
+      ...scriptPermissions("new_task.ts"),
+      "new_task.ts",
+      ...["--stdin", "--queue", queue],
+    ].map(shellQuote).join(" ") + ` < ${shellQuote(input)}`;
+    // script(1) runs the command on a pseudo-terminal, as a person at a terminal would.
+    const { code, stdout } = await new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: ROOT,
+      env: { AMQP_URL: BROKER_URL, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const terminal = new TextDecoder().decode(stdout);
+    assert.equal(code, 0, terminal);
+    assert.match(terminal, /\r {2}\d+ tasks confirmed \(\d+\/s\)/);
+    assert.match(terminal, /\r\x1b\[K \[x\] Sent 30000 tasks in \d+\.\d s/);
+    assert.equal(await broker.ready(queue), count);
+  } finally {
+    await Deno.remove(input);
+    await broker.deleteQueues(queue);
+  }
 });
