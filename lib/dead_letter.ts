@@ -122,6 +122,22 @@ export async function declareRetryQueue(
 }
 
 /**
+ * The properties a moved task keeps. Not `expiration`: a parked task must not expire from the dead
+ * queue; not `userId`: the broker checks it against the mover's own user.
+ */
+const CARRIED_PROPERTIES = [
+  "messageId",
+  "timestamp",
+  "contentType",
+  "contentEncoding",
+  "correlationId",
+  "replyTo",
+  "type",
+  "appId",
+  "priority",
+] as const;
+
+/**
  * Publishes a copy of `message` to `target` with extra `headers`, persistent and mandatory, and
  * resolves once the broker confirmed it. The caller acks the original only after that.
  *
@@ -134,17 +150,14 @@ export function republish(
   headers: Record<string, unknown>,
 ): Promise<void> {
   const { properties } = message;
-  const options = {
+  const options: Record<string, unknown> = {
     persistent: true,
     mandatory: true,
     headers: { ...properties.headers, ...headers },
-    ...(properties.messageId === undefined ? {} : { messageId: properties.messageId }),
-    ...(properties.timestamp === undefined ? {} : { timestamp: properties.timestamp }),
-    ...(properties.contentType === undefined ? {} : { contentType: properties.contentType }),
-    ...(properties.contentEncoding === undefined
-      ? {}
-      : { contentEncoding: properties.contentEncoding }),
   };
+  for (const key of CARRIED_PROPERTIES) {
+    if (properties[key] !== undefined) options[key] = properties[key];
+  }
   return new Promise((resolve, reject) => {
     let returned = false;
     const onReturn = (returnedMessage: Message) => {

@@ -95,7 +95,7 @@ Deno.test("new_task.ts --stdin on a terminal shows a progress line on stderr, th
     const terminal = new TextDecoder().decode(stdout);
     assert.equal(code, 0, terminal);
     assert.match(terminal, /\r {2}\d+ tasks confirmed \(\d+\/s\)/);
-    assert.match(terminal, /\r\x1b\[K \[x\] Sent 30000 tasks in \d+\.\d s/);
+    assert.ok(terminal.includes("\r\x1b[K [x] Sent 30000 tasks in "), "cleared, then the summary");
     assert.equal(await broker.ready(queue), count);
   } finally {
     await Deno.remove(input);

@@ -130,6 +130,47 @@ Deno.test("a task that always fails is tried max-retries + 1 times with doubling
   }
 });
 
+Deno.test("a retried, then parked task keeps its properties, but not a per-message TTL", async () => {
+  const queue = uniqueQueue("props");
+  const out = await Deno.makeTempDir();
+  try {
+    await using worker = await startExecWorker(queue, out, "exit 1", [
+      ...["--max-retries", "1", "--retry-delay", "50"],
+    ]);
+    await using broker = await openBroker();
+    const channel = await broker.connection.createConfirmChannel();
+    channel.sendToQueue(queue, Buffer.from("{}"), {
+      persistent: true,
+      messageId: "task-1",
+      correlationId: "corr-1",
+      replyTo: "replies",
+      type: "resize",
+      appId: "shop",
+      priority: 3,
+      contentType: "application/json",
+      expiration: "600000",
+    });
+    await channel.waitForConfirms();
+    await channel.close();
+    await waitUntil("the task parked", () => worker.stderr.some((line) => /parked in/.test(line)));
+    const reader = await broker.connection.createChannel();
+    const parked = await reader.get(`${queue}.dead`, { noAck: true });
+    await reader.close();
+    assert.ok(parked, "a parked task");
+    const { properties } = parked;
+    assert.deepEqual(
+      [properties.messageId, properties.correlationId, properties.replyTo, properties.type],
+      ["task-1", "corr-1", "replies", "resize"],
+    );
+    assert.deepEqual([properties.appId, properties.priority], ["shop", 3]);
+    assert.equal(properties.contentType, "application/json");
+    assert.equal(properties.expiration, undefined, "a parked task does not expire");
+    assert.equal(properties.headers?.[TASK_HEADERS.attempts], 2);
+  } finally {
+    await cleanup(queue, out, [50]);
+  }
+});
+
 Deno.test("--task-timeout stops a hanging command and its children, and the task is parked with reason timeout", async () => {
   const queue = uniqueQueue("hang");
   const out = await Deno.makeTempDir();
