@@ -22,8 +22,8 @@
 
 import { resolve } from "node:path";
 import { readCaFile, validateQueueName } from "./lib/amqp.ts";
-import { ensureBroker } from "./lib/broker_setup.ts";
-import { EXIT, runCommand } from "./lib/cli.ts";
+import { ensureBroker } from "./demo/broker_setup.ts";
+import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   type BrokerAddress,
   Changes,
@@ -35,10 +35,10 @@ import {
   stopWorkers,
   TaskWorker,
   waitFor,
-} from "./lib/demo_workers.ts";
-import { formatSeconds } from "./lib/duration.ts";
-import { AmqpError, describeError } from "./lib/errors.ts";
-import { workDuration } from "./lib/fake_work.ts";
+} from "./demo/workers.ts";
+import { formatSeconds } from "./lib/cli/duration.ts";
+import { AmqpError, describeError } from "./lib/broker/errors.ts";
+import { workDuration } from "./lib/handlers/fake_work.ts";
 import {
   CA_FLAG,
   type CommandSpec,
@@ -48,10 +48,10 @@ import {
   QUEUE_FLAG,
   requireString,
   URL_FLAG,
-} from "./lib/flags.ts";
-import { countReady, inspectTaskQueue } from "./lib/queue_check.ts";
-import { onShutdownSignal } from "./lib/shutdown.ts";
-import { parseAmqpUrl } from "./lib/url.ts";
+} from "./lib/cli/flags.ts";
+import { countReady, inspectTaskQueue } from "./lib/operate/queue_check.ts";
+import { onShutdownSignal } from "./lib/cli/shutdown.ts";
+import { parseAmqpUrl } from "./lib/broker/url.ts";
 import { WORKER_COMMAND } from "./worker.ts";
 
 /** The tutorial's five tasks; each dot is a unit of pretend work. */

@@ -25,7 +25,7 @@ import {
   readCaFile,
   validateQueueName,
 } from "./lib/amqp.ts";
-import { EXIT, runCommand } from "./lib/cli.ts";
+import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   CA_FLAG,
   type CommandSpec,
@@ -36,10 +36,10 @@ import {
   QUEUE_TYPE_FLAG,
   requireString,
   URL_FLAG,
-} from "./lib/flags.ts";
-import { TaskPublisher } from "./lib/publisher.ts";
-import { nonEmptyLines, sendAll } from "./lib/bulk_send.ts";
-import { describeError, UsageError } from "./lib/errors.ts";
+} from "./lib/cli/flags.ts";
+import { TaskPublisher } from "./lib/produce/publisher.ts";
+import { nonEmptyLines, sendAll } from "./lib/produce/bulk_send.ts";
+import { describeError, UsageError } from "./lib/broker/errors.ts";
 
 /** The producer's command line. */
 export const NEW_TASK_COMMAND: CommandSpec = {

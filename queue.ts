@@ -21,8 +21,8 @@
  * @module
  */
 
-import { EXIT } from "./lib/cli.ts";
-import type { CommandSpec } from "./lib/flags.ts";
+import { EXIT } from "./lib/cli/cli.ts";
+import type { CommandSpec } from "./lib/cli/flags.ts";
 import {
   dead,
   DEAD_COMMAND,

@@ -30,13 +30,13 @@ import {
   readCaFile,
   validateQueueName,
 } from "./lib/amqp.ts";
-import { EXIT, runCommand } from "./lib/cli.ts";
-import { runWorker, type TaskHandler, type WorkerEvent } from "./lib/consumer.ts";
-import { serveMetrics, WorkerMetrics } from "./lib/metrics.ts";
-import { LineWriter } from "./lib/output.ts";
-import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/worker_output.ts";
-import { execTask } from "./lib/exec.ts";
-import { fakeWork } from "./lib/fake_work.ts";
+import { EXIT, runCommand } from "./lib/cli/cli.ts";
+import { runWorker, type TaskHandler, type WorkerEvent } from "./lib/consume/consumer.ts";
+import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
+import { LineWriter } from "./lib/cli/output.ts";
+import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/observe/worker_output.ts";
+import { execTask } from "./lib/handlers/exec.ts";
+import { fakeWork } from "./lib/handlers/fake_work.ts";
 import {
   CA_FLAG,
   type CommandSpec,
@@ -47,8 +47,8 @@ import {
   QUEUE_TYPE_FLAG,
   requireString,
   URL_FLAG,
-} from "./lib/flags.ts";
-import { onShutdownSignal } from "./lib/shutdown.ts";
+} from "./lib/cli/flags.ts";
+import { onShutdownSignal } from "./lib/cli/shutdown.ts";
 
 /** RabbitMQ's default consumer ack timeout: a task still unacked then has its channel closed. */
 const BROKER_ACK_TIMEOUT_MS = 1_800_000;

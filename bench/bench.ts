@@ -40,10 +40,10 @@ import { ROOT, startScript } from "./_process.ts";
 import { formatErrors, formatTable, type Row } from "./_report.ts";
 import type { BenchConfig, Step } from "./_step.ts";
 import { Deadline, TimeoutError } from "./_deadline.ts";
-import { EXIT, runCommand } from "../lib/cli.ts";
-import { AmqpError, describeError, UsageError } from "../lib/errors.ts";
-import { type CommandSpec, HELP_FLAG, parseInteger, requireString } from "../lib/flags.ts";
-import { displayUrl, parseAmqpUrl } from "../lib/url.ts";
+import { EXIT, runCommand } from "../lib/cli/cli.ts";
+import { AmqpError, describeError, UsageError } from "../lib/broker/errors.ts";
+import { type CommandSpec, HELP_FLAG, parseInteger, requireString } from "../lib/cli/flags.ts";
+import { displayUrl, parseAmqpUrl } from "../lib/broker/url.ts";
 
 /** The sizes of a full run. */
 export const FULL: BenchConfig = {

@@ -12,8 +12,8 @@ import {
   type RecoveringChannelModel,
   validateQueueName,
 } from "../lib/amqp.ts";
-import { deadQueueName } from "../lib/dead_letter.ts";
-import { type ParsedFlags, parseInteger, requireString } from "../lib/flags.ts";
+import { deadQueueName } from "../lib/topology/dead_letter.ts";
+import { type ParsedFlags, parseInteger, requireString } from "../lib/cli/flags.ts";
 
 /** What every subcommand needs to reach the broker and the queue. */
 export interface Common {

@@ -6,9 +6,9 @@
  */
 
 import { parseQueueType } from "../lib/amqp.ts";
-import { EXIT, runCommand } from "../lib/cli.ts";
-import { deadQueueName } from "../lib/dead_letter.ts";
-import { UsageError } from "../lib/errors.ts";
+import { EXIT, runCommand } from "../lib/cli/cli.ts";
+import { deadQueueName } from "../lib/topology/dead_letter.ts";
+import { UsageError } from "../lib/broker/errors.ts";
 import {
   CA_FLAG,
   type CommandSpec,
@@ -18,10 +18,10 @@ import {
   QUEUE_TYPE_FLAG,
   requireString,
   URL_FLAG,
-} from "../lib/flags.ts";
-import { countParked, listParked, purgeParked, requeueParked } from "../lib/parked.ts";
-import { escapeText, formatParkedJson, formatParkedLine } from "../lib/parked_format.ts";
-import { confirm } from "../lib/prompt.ts";
+} from "../lib/cli/flags.ts";
+import { countParked, listParked, purgeParked, requeueParked } from "../lib/operate/parked.ts";
+import { escapeText, formatParkedJson, formatParkedLine } from "../lib/observe/parked_format.ts";
+import { confirm } from "../lib/cli/prompt.ts";
 import { common, limitOf, withConnection } from "./_common.ts";
 
 /** `queue.ts dead`: list parked tasks. */

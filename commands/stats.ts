@@ -6,7 +6,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseBrokerList } from "../lib/amqp.ts";
-import { EXIT, runCommand } from "../lib/cli.ts";
+import { EXIT, runCommand } from "../lib/cli/cli.ts";
 import {
   CA_FLAG,
   type CommandSpec,
@@ -16,9 +16,9 @@ import {
   QUEUE_FLAG,
   requireString,
   URL_FLAG,
-} from "../lib/flags.ts";
-import { type QueueStats, queueStats } from "../lib/queue_stats.ts";
-import { onShutdownSignal } from "../lib/shutdown.ts";
+} from "../lib/cli/flags.ts";
+import { type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
+import { onShutdownSignal } from "../lib/cli/shutdown.ts";
 import { common, withConnection } from "./_common.ts";
 
 /** `queue.ts stats`: how the queue is doing. */

@@ -6,7 +6,7 @@
  */
 
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
-import { AmqpError, brokerReason, replyCode } from "./errors.ts";
+import { AmqpError, brokerReason, replyCode } from "./broker/errors.ts";
 
 export type {
   Channel,
@@ -23,7 +23,7 @@ export {
   readCaFile,
   reconnectDelay,
   type ReconnectInfo,
-} from "./connection.ts";
+} from "./broker/connection.ts";
 
 /** The tutorial's queue name, shared with its Python and Java programs. */
 export const DEFAULT_QUEUE = "task_queue";

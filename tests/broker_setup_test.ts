@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { ensureBroker, isDefaultLocalUrl } from "../lib/broker_setup.ts";
-import { AmqpError } from "../lib/errors.ts";
-import { displayUrl } from "../lib/url.ts";
+import { ensureBroker, isDefaultLocalUrl } from "../demo/broker_setup.ts";
+import { AmqpError } from "../lib/broker/errors.ts";
+import { displayUrl } from "../lib/broker/url.ts";
 import { BROKER_URL } from "./_helpers.ts";
 
 Deno.test("ensureBroker() says the broker answers and starts nothing when it does", async () => {

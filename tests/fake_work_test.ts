@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fakeWork, workDuration } from "../lib/fake_work.ts";
+import { fakeWork, workDuration } from "../lib/handlers/fake_work.ts";
 
 Deno.test("workDuration() is one unit per dot anywhere in the body", () => {
   assert.equal(workDuration("Hello World!", 1000), 0);

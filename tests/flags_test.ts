@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/broker/errors.ts";
 import {
   type FlagSpec,
   formatFlagTable,
@@ -8,7 +8,7 @@ import {
   parseInteger,
   QUEUE_FLAG,
   URL_FLAG,
-} from "../lib/flags.ts";
+} from "../lib/cli/flags.ts";
 
 const SPECS: FlagSpec[] = [
   URL_FLAG,

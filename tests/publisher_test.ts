@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TaskPublisher } from "../lib/publisher.ts";
+import { TaskPublisher } from "../lib/produce/publisher.ts";
 import { openBroker, runScript, uniqueQueue } from "./_helpers.ts";
 
 Deno.test("TaskPublisher.publish() resolves with the task id once the broker confirmed it", async () => {

@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { BODY_PREVIEW_CHARS, escapeText, previewBody } from "../lib/parked_format.ts";
-import { deadQueueName, declareDeadQueue, TASK_HEADERS } from "../lib/dead_letter.ts";
+import { BODY_PREVIEW_CHARS, escapeText, previewBody } from "../lib/observe/parked_format.ts";
+import { deadQueueName, declareDeadQueue, TASK_HEADERS } from "../lib/topology/dead_letter.ts";
 import {
   type Broker,
   BROKER_URL,

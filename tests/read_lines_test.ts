@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readLines } from "../lib/read_lines.ts";
+import { readLines } from "../lib/io/read_lines.ts";
 
 function streamOf(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
   return ReadableStream.from(chunks);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatFlagTable } from "../lib/flags.ts";
+import { formatFlagTable } from "../lib/cli/flags.ts";
 import { DOCUMENTED_COMMANDS } from "../tools/readme.ts";
 import { scriptPermissions } from "./_helpers.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { scriptPermissions, spawnScript } from "../lib/script_process.ts";
+import { scriptPermissions, spawnScript } from "../lib/io/script_process.ts";
 
 /** A folder of its own holding one script `name` with `lines`; removed on dispose. */
 async function scratchScript(name: string, lines: string[]) {

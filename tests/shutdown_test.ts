@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { onShutdownSignal } from "../lib/shutdown.ts";
+import { onShutdownSignal } from "../lib/cli/shutdown.ts";
 
 // SIGHUP, sent to this process: the signal the demo adds to the default SIGINT and SIGTERM. It is
 // only sent while a listener is installed, and each one is awaited before the listener goes.

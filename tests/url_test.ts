@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { describeError } from "../lib/errors.ts";
-import { displayUrl, parseAmqpUrl, redactSecrets } from "../lib/url.ts";
+import { describeError } from "../lib/broker/errors.ts";
+import { displayUrl, parseAmqpUrl, redactSecrets } from "../lib/broker/url.ts";
 
 Deno.test("displayUrl() shows scheme, host, port and vhost, never the credentials", () => {
   assert.equal(displayUrl("amqp://user:secret@rabbit/prod"), "amqp://rabbit:5672/prod");

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type CommandSpec, formatFlagTable } from "../lib/flags.ts";
+import { type CommandSpec, formatFlagTable } from "../lib/cli/flags.ts";
 import { NEW_TASK_COMMAND } from "../new_task.ts";
 import { DEAD_COMMAND, PURGE_COMMAND, REQUEUE_COMMAND, STATS_COMMAND } from "../queue.ts";
 import { WORKER_COMMAND } from "../worker.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { AmqpError } from "./errors.ts";
+import { AmqpError } from "../broker/errors.ts";
 import type { TaskPublisher } from "./publisher.ts";
 
 /** Options for {@linkcode sendAll}. */

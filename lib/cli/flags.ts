@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../broker/errors.ts";
 
 /** One flag of an entry script. */
 export interface FlagSpec {

@@ -6,9 +6,9 @@
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { EXIT } from "./cli.ts";
-import { formatSeconds } from "./duration.ts";
-import { scriptPermissions, type ScriptProcess, spawnScript } from "./script_process.ts";
+import { EXIT } from "../lib/cli/cli.ts";
+import { formatSeconds } from "../lib/cli/duration.ts";
+import { scriptPermissions, type ScriptProcess, spawnScript } from "../lib/io/script_process.ts";
 
 /** Where the broker is and how to trust it. */
 export interface BrokerAddress {

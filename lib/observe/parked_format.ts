@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ParkedTask } from "./parked.ts";
+import type { ParkedTask } from "../operate/parked.ts";
 
 /** A parked task as one JSON object, for `--json`: one per line. */
 export interface ParkedTaskJson {

@@ -7,10 +7,10 @@
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { connect } from "./connection.ts";
-import { formatSeconds } from "./duration.ts";
-import { AmqpError, describeError } from "./errors.ts";
-import { displayUrl, parseAmqpUrl } from "./url.ts";
+import { connect } from "../lib/broker/connection.ts";
+import { formatSeconds } from "../lib/cli/duration.ts";
+import { AmqpError, describeError } from "../lib/broker/errors.ts";
+import { displayUrl, parseAmqpUrl } from "../lib/broker/url.ts";
 
 /** The repository root: where compose.yaml is. */
 const ROOT = new URL("../", import.meta.url);

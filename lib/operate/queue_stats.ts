@@ -6,9 +6,9 @@
  * @module
  */
 
-import { type ChannelOpener, checkQueue } from "./amqp.ts";
-import { deadQueueName, retryDelay, retryQueueName } from "./dead_letter.ts";
-import { AmqpError } from "./errors.ts";
+import { type ChannelOpener, checkQueue } from "../amqp.ts";
+import { deadQueueName, retryDelay, retryQueueName } from "../topology/dead_letter.ts";
+import { AmqpError } from "../broker/errors.ts";
 
 /** Counts for one queue. */
 export interface QueueCounts {

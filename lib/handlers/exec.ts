@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { Task } from "./consumer.ts";
-import { readLines } from "./read_lines.ts";
+import type { Task } from "../consume/consumer.ts";
+import { readLines } from "../io/read_lines.ts";
 
 /** Options for {@linkcode execTask}. */
 export interface ExecTaskOptions {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { AmqpError, describeError, UsageError } from "./errors.ts";
+import { AmqpError, describeError, UsageError } from "../broker/errors.ts";
 import { type CommandSpec, formatHelp, type ParsedFlags, parseFlags } from "./flags.ts";
 
 /** Exit codes, as documented in the README. */

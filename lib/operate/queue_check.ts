@@ -5,9 +5,9 @@
  * @module
  */
 
-import { checkQueue, openTaskChannel, type QueueInfo } from "./amqp.ts";
-import { connect } from "./connection.ts";
-import { AmqpError } from "./errors.ts";
+import { checkQueue, openTaskChannel, type QueueInfo } from "../amqp.ts";
+import { connect } from "../broker/connection.ts";
+import { AmqpError } from "../broker/errors.ts";
 
 /** Options for {@linkcode countReady}. */
 export interface CountReadyOptions {

@@ -17,8 +17,8 @@ import {
   republish,
   retryDelay,
   TASK_HEADERS,
-} from "./dead_letter.ts";
-import { describeError } from "./errors.ts";
+} from "../topology/dead_letter.ts";
+import { describeError } from "../broker/errors.ts";
 
 /** One task as a handler sees it. */
 export interface Task {

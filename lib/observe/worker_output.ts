@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { WorkerEvent } from "./consumer.ts";
+import type { WorkerEvent } from "../consume/consumer.ts";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 

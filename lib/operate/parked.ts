@@ -17,9 +17,9 @@ import {
   checkQueue,
   openTaskChannel,
   type OpenTaskChannelOptions,
-} from "./amqp.ts";
-import { attemptsSoFar, deadQueueName, republish, TASK_HEADERS } from "./dead_letter.ts";
-import { AmqpError, brokerReason, describeError, replyCode } from "./errors.ts";
+} from "../amqp.ts";
+import { attemptsSoFar, deadQueueName, republish, TASK_HEADERS } from "../topology/dead_letter.ts";
+import { AmqpError, brokerReason, describeError, replyCode } from "../broker/errors.ts";
 
 /** One parked task, as read from the dead queue. */
 export interface ParkedTask {

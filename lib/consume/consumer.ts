@@ -15,11 +15,11 @@ import {
   type QueueType,
   reconnectDelay,
   type ReconnectInfo,
-} from "./amqp.ts";
+} from "../amqp.ts";
 import { AckBatch } from "./ack_batch.ts";
 import { limiter } from "./limiter.ts";
-import { deadQueueName, declareDeadQueue, Mover } from "./dead_letter.ts";
-import { describeError, replyCode } from "./errors.ts";
+import { deadQueueName, declareDeadQueue, Mover } from "../topology/dead_letter.ts";
+import { describeError, replyCode } from "../broker/errors.ts";
 import {
   Deadlines,
   type FailurePolicy,

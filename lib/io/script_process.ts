@@ -8,7 +8,7 @@
 import { readLines } from "./read_lines.ts";
 
 /** The repository root: where the entry scripts are. */
-const ROOT = new URL("../", import.meta.url);
+const ROOT = new URL("../../", import.meta.url);
 
 /** Options for {@linkcode scriptPermissions}. */
 export interface ScriptPermissionsOptions {

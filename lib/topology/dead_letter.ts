@@ -11,7 +11,7 @@
  */
 
 import type { Channel, ChannelModel, ConfirmChannel, Message } from "amqplib";
-import { AmqpError } from "./errors.ts";
+import { AmqpError } from "../broker/errors.ts";
 
 /** Headers this project puts on tasks it retries or parks. */
 export const TASK_HEADERS = {

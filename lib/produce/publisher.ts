@@ -12,8 +12,8 @@ import {
   type ConfirmChannel,
   openTaskChannel,
   type OpenTaskChannelOptions,
-} from "./amqp.ts";
-import { AmqpError, brokerReason } from "./errors.ts";
+} from "../amqp.ts";
+import { AmqpError, brokerReason } from "../broker/errors.ts";
 
 /** Options for {@linkcode TaskPublisher.publish}. */
 export interface PublishOptions {
