@@ -21,7 +21,8 @@
  */
 
 import { resolve } from "node:path";
-import { readCaFile, validateQueueName } from "./lib/amqp.ts";
+import { readCaFile } from "./lib/broker/connection.ts";
+import { TaskQueue } from "./lib/topology/task_queue.ts";
 import { ensureBroker } from "./demo/broker_setup.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
@@ -49,7 +50,7 @@ import {
   requireString,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
-import { countReady, inspectTaskQueue } from "./lib/operate/queue_check.ts";
+import { countReady, inspectTaskQueue } from "./demo/queue_check.ts";
 import { onShutdownSignal } from "./lib/cli/shutdown.ts";
 import { parseAmqpUrl } from "./lib/broker/url.ts";
 import { WORKER_COMMAND } from "./worker.ts";
@@ -94,7 +95,7 @@ export function main(args: string[]): Promise<number> {
       const url = requireString("url", values.url);
       parseAmqpUrl(url);
       const queue = requireString("queue", values.queue);
-      validateQueueName(queue);
+      new TaskQueue(queue);
       const dotMs = parseInteger("dot-ms", values["dot-ms"], { min: 0, max: 60_000 });
       const ca = typeof values.ca === "string"
         ? { path: resolve(values.ca), pem: readCaFile(values.ca) }

@@ -17,14 +17,8 @@
  * @module
  */
 
-import {
-  connect,
-  parseBrokerList,
-  parseQueueType,
-  type QueueType,
-  readCaFile,
-  validateQueueName,
-} from "./lib/amqp.ts";
+import { connect, type Producer } from "./mod.ts";
+import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   CA_FLAG,
@@ -35,10 +29,11 @@ import {
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
   requireString,
+  taskQueueFromFlags,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
-import { TaskPublisher } from "./lib/produce/publisher.ts";
-import { nonEmptyLines, sendAll } from "./lib/produce/bulk_send.ts";
+import { nonEmptyLines } from "./lib/produce/bulk_send.ts";
+import type { TaskQueue } from "./lib/topology/task_queue.ts";
 import { describeError, UsageError } from "./lib/broker/errors.ts";
 
 /** The producer's command line. */
@@ -78,8 +73,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
 
 interface NewTaskConfig {
   url: string;
-  queue: string;
-  queueType: QueueType;
+  queue: TaskQueue;
   /** One task from the command line, or undefined to read tasks from stdin. */
   message: string | undefined;
   window: number;
@@ -95,12 +89,9 @@ export function main(args: string[]): Promise<number> {
     configure({ values, positionals }) {
       const url = requireString("url", values.url);
       parseBrokerList(url);
-      const queue = requireString("queue", values.queue);
-      validateQueueName(queue);
       return {
         url,
-        queue,
-        queueType: parseQueueType(requireString("queue-type", values["queue-type"])),
+        queue: taskQueueFromFlags(values),
         message: values.stdin === true ? stdinOnly(positionals) : taskMessage(positionals),
         window: parseInteger("window", values.window, { min: 1, max: 1_000_000 }),
         confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], { min: 1 }),
@@ -116,14 +107,15 @@ export function main(args: string[]): Promise<number> {
         console.error("Empty input: no tasks on standard input");
         return EXIT.usage;
       }
+      // A one-shot producer: a drop is final, not waited through.
       const connection = await connect(config.url, {
         heartbeat: config.heartbeat,
+        recover: false,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
       });
       try {
         let toldBlocked = false;
-        const publisher = await TaskPublisher.open(connection, config.queue, {
-          queueType: config.queueType,
+        const producer = await connection.createProducer(config.queue, {
           onWarning: (line) => console.error(line),
           onBlocked: (reason) => {
             if (toldBlocked) return;
@@ -132,11 +124,11 @@ export function main(args: string[]): Promise<number> {
           },
         });
         if (config.message !== undefined) {
-          await publisher.publish(config.message, { confirmTimeout: config.confirmTimeout });
+          await producer.send(config.message, { confirmTimeout: config.confirmTimeout });
           console.log(` [x] Sent '${config.message}'`);
           return EXIT.ok;
         }
-        return await sendStdin(publisher, prepend(first!.value!, tasks!), config);
+        return await sendStdin(producer, prepend(first!.value!, tasks!), config);
       } finally {
         await connection.close().catch(() => {});
       }
@@ -150,13 +142,13 @@ async function* prepend<T>(first: T, rest: AsyncIterable<T>): AsyncGenerator<T> 
 }
 
 async function sendStdin(
-  publisher: TaskPublisher,
+  producer: Producer,
   tasks: AsyncIterable<string>,
   config: NewTaskConfig,
 ): Promise<number> {
   const started = performance.now();
   const progress = Deno.stderr.isTerminal() ? new ProgressLine(started) : undefined;
-  const result = await sendAll(publisher, tasks, {
+  const result = await producer.sendMany(tasks, {
     window: config.window,
     confirmTimeout: config.confirmTimeout,
     ...(progress ? { onConfirmed: (confirmed: number) => progress.update(confirmed) } : {}),

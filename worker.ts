@@ -23,32 +23,30 @@
  * @module
  */
 
-import {
-  parseBrokerList,
-  parseQueueType,
-  type QueueType,
-  readCaFile,
-  validateQueueName,
-} from "./lib/amqp.ts";
+import { connect, type Worker, type WorkerEvent } from "./mod.ts";
+import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
+import { UsageError } from "./lib/broker/errors.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
-import { runWorker, type TaskHandler, type WorkerEvent } from "./lib/consume/consumer.ts";
-import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
-import { LineWriter } from "./lib/cli/output.ts";
-import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/observe/worker_output.ts";
-import { execTask } from "./lib/handlers/exec.ts";
-import { fakeWork } from "./lib/handlers/fake_work.ts";
 import {
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
   parseInteger,
-  QUEUE_FLAG,
-  QUEUE_TYPE_FLAG,
   requireString,
+  TASK_QUEUE_FLAGS,
+  taskQueueFromFlags,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
+import { LineWriter } from "./lib/cli/output.ts";
 import { onShutdownSignal } from "./lib/cli/shutdown.ts";
+import type { TaskHandler } from "./lib/consume/task.ts";
+import { execTask } from "./lib/handlers/exec.ts";
+import { fakeWork } from "./lib/handlers/fake_work.ts";
+import { loadHandler } from "./lib/handlers/module.ts";
+import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
+import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/observe/worker_output.ts";
+import type { TaskQueue } from "./lib/topology/task_queue.ts";
 
 /** RabbitMQ's default consumer ack timeout: a task still unacked then has its channel closed. */
 const BROKER_ACK_TIMEOUT_MS = 1_800_000;
@@ -59,8 +57,14 @@ export const WORKER_COMMAND: CommandSpec = {
   summary: "Take tasks from the task queue and do them, acking each when it is done.",
   flags: [
     URL_FLAG,
-    QUEUE_FLAG,
-    QUEUE_TYPE_FLAG,
+    ...TASK_QUEUE_FLAGS,
+    {
+      name: "handler",
+      kind: "string",
+      valueName: "FILE",
+      description:
+        "Run the default export of the TypeScript or JavaScript module FILE, (task, signal) => result, in this process for each task: return = done, throw = failed try, PermanentError = parked at once.",
+    },
     {
       name: "exec",
       kind: "string",
@@ -91,26 +95,12 @@ export const WORKER_COMMAND: CommandSpec = {
         "A try still running after MS is stopped (SIGTERM, SIGKILL 5 s later) and counts as failed; 0 for no limit.",
     },
     {
-      name: "max-retries",
-      kind: "string",
-      valueName: "N",
-      default: "3",
-      description: "Retries of a failed task before it is parked in <queue>.dead.",
-    },
-    {
-      name: "retry-delay",
-      kind: "string",
-      valueName: "MS",
-      default: "1000",
-      description:
-        "Wait before the first retry, doubled for each further one (at most 10 minutes).",
-    },
-    {
       name: "dot-ms",
       kind: "string",
       valueName: "MS",
       default: "1000",
-      description: "Milliseconds of pretend work per dot in a task's body (without --exec).",
+      description:
+        "Milliseconds of pretend work per dot in a task's body (without --exec or --handler).",
     },
     {
       name: "shutdown-timeout",
@@ -162,14 +152,12 @@ export const WORKER_COMMAND: CommandSpec = {
 
 interface WorkerConfig {
   url: string;
-  queue: string;
-  queueType: QueueType;
+  queue: TaskQueue;
   exec: string | undefined;
+  handler: string | undefined;
   concurrency: number;
   prefetch: number;
   taskTimeout: number;
-  maxRetries: number;
-  retryDelay: number;
   dotMs: number;
   shutdownTimeout: number;
   heartbeat: number;
@@ -181,27 +169,42 @@ interface WorkerConfig {
   summaryInterval: number;
 }
 
+/** Options for {@linkcode main}. */
+export interface WorkerMainOptions {
+  /**
+   * A handler built into this program (a compiled worker binary), used instead of the dots.
+   * @default {undefined}
+   */
+  handler?: TaskHandler;
+}
+
 /** Runs the worker with command-line `args`; resolves with the exit code. */
-export function main(args: string[]): Promise<number> {
+export function main(args: string[], options: WorkerMainOptions = {}): Promise<number> {
   return runCommand<WorkerConfig>(WORKER_COMMAND, args, {
     configure({ values }) {
       const url = requireString("url", values.url);
       parseBrokerList(url);
-      const queue = requireString("queue", values.queue);
-      validateQueueName(queue);
       const concurrency = parseInteger("concurrency", values.concurrency, { min: 1, max: 65535 });
+      const kinds = [values.exec, values.handler].filter((value) => value !== undefined);
+      if (kinds.length > 1 || (kinds.length > 0 && options.handler)) {
+        throw new UsageError(
+          options.handler
+            ? "This worker has its handler built in: --exec and --handler are not available"
+            : "Give --exec or --handler, not both",
+        );
+      }
       return {
         url,
-        queue,
-        queueType: parseQueueType(requireString("queue-type", values["queue-type"])),
+        queue: taskQueueFromFlags(values),
         exec: values.exec === undefined ? undefined : requireString("exec", values.exec),
+        handler: values.handler === undefined
+          ? undefined
+          : requireString("handler", values.handler),
         concurrency,
         prefetch: values.prefetch === undefined
           ? concurrency
           : parseInteger("prefetch", values.prefetch, { min: concurrency, max: 65535 }),
         taskTimeout: parseInteger("task-timeout", values["task-timeout"], { min: 0 }),
-        maxRetries: parseInteger("max-retries", values["max-retries"], { min: 0, max: 1000 }),
-        retryDelay: parseInteger("retry-delay", values["retry-delay"], { min: 1, max: 86_400_000 }),
         dotMs: parseInteger("dot-ms", values["dot-ms"], { min: 0 }),
         shutdownTimeout: parseInteger("shutdown-timeout", values["shutdown-timeout"], { min: 0 }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
@@ -216,16 +219,16 @@ export function main(args: string[]): Promise<number> {
       };
     },
     async run(config) {
-      const tries = config.maxRetries + 1;
       const print = new LineWriter();
-      const metrics = new WorkerMetrics(config.queue);
+      const handler = options.handler ?? await chooseHandler(config, print);
+      const metrics = new WorkerMetrics(config.queue.name);
       const summary = new Summary();
       const emit = (event: WorkerEvent | { type: string; [key: string]: unknown }) => {
         if (config.quiet && isTaskLine(event as WorkerEvent)) return;
         if (config.json) return print.out(jsonEvent(event));
         const line = event.type === "metrics_listening"
           ? `Metrics on ${event.url}, health on /healthz`
-          : describeEvent(event as WorkerEvent, tries);
+          : describeEvent(event as WorkerEvent, config.queue.maxTries);
         if (line === undefined) return;
         if (isTaskLine(event as WorkerEvent)) print.out(line);
         else print.err(line);
@@ -237,6 +240,7 @@ export function main(args: string[]): Promise<number> {
             `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min), after which the broker closes the channel and redelivers the task; raise consumer_timeout on the broker too`,
         });
       }
+      let worker: Worker | undefined;
       const stop = new AbortController();
       using _signals = onShutdownSignal({
         onFirst: () => stop.abort(),
@@ -249,6 +253,10 @@ export function main(args: string[]): Promise<number> {
           print.flush();
           Deno.exit(EXIT.interrupted);
         },
+      });
+      const connection = await connect(config.url, {
+        heartbeat: config.heartbeat,
+        ...(config.ca === undefined ? {} : { ca: config.ca }),
       });
       const server = config.metricsPort === undefined ? undefined : serveMetrics(
         config.metricsPort,
@@ -264,44 +272,41 @@ export function main(args: string[]): Promise<number> {
           if (line) print.err(line);
         }, config.summaryInterval * 1000)
         : undefined;
-      const command = config.exec;
-      const output = (stream: "stdout" | "stderr", line: string) => {
-        if (config.json) emit({ type: "output", stream, line });
-        else if (stream === "stdout") print.out(line);
-        else print.err(line);
-      };
-      const handler: TaskHandler = command === undefined
-        ? (task, signal) => fakeWork(task.body, { dotMs: config.dotMs, signal })
-        : (task, signal) => execTask(command, task, { signal, onOutput: output });
       try {
-        await runWorker(config.url, handler, {
-          queue: config.queue,
-          queueType: config.queueType,
+        worker = connection.createWorker(config.queue, handler, {
           concurrency: config.concurrency,
           prefetch: config.prefetch,
           taskTimeout: config.taskTimeout,
-          maxRetries: config.maxRetries,
-          retryDelay: config.retryDelay,
           maxTasks: config.maxTasks,
           hostname: Deno.hostname(),
-          heartbeat: config.heartbeat,
-          ...(config.ca === undefined ? {} : { ca: config.ca }),
           signal: stop.signal,
-          onReady: () =>
-            config.json
-              ? emit({ type: "started", queue: config.queue, concurrency: config.concurrency })
-              : print.out(" [*] Waiting for messages. To exit press CTRL+C"),
           beforeAck: () => print.flush(),
-          onEvent: (event) => {
-            metrics.record(event);
-            summary.record(event);
-            emit(event);
-          },
         });
+        let announced = false;
+        worker.on("*", (event) => {
+          if (event.type === "consuming" && !announced) {
+            // Once, before the first task's lines.
+            announced = true;
+            if (config.json) {
+              emit({
+                type: "started",
+                queue: config.queue.name,
+                concurrency: config.concurrency,
+              });
+            } else print.out(" [*] Waiting for messages. To exit press CTRL+C");
+          }
+          if (event.type === "state") return;
+          metrics.record(event);
+          summary.record(event);
+          emit(event);
+        });
+        await worker.ready;
+        await worker.stopped;
       } finally {
         print.flush();
         clearInterval(ticker);
         metrics.stopped();
+        await connection.close();
         await server?.shutdown();
       }
       emit({ type: "shutdown" });
@@ -309,6 +314,31 @@ export function main(args: string[]): Promise<number> {
       return EXIT.ok;
     },
   });
+}
+
+/** The handler the flags ask for: a module's, a command's, or the tutorial's dots. */
+async function chooseHandler(config: WorkerConfig, print: LineWriter): Promise<TaskHandler> {
+  if (config.handler !== undefined) {
+    try {
+      return await loadHandler(config.handler);
+    } catch (error) {
+      if (error instanceof TypeError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
+  const command = config.exec;
+  if (command === undefined) {
+    return (task, signal) => fakeWork(task.body, { dotMs: config.dotMs, signal });
+  }
+  return (task, signal) =>
+    execTask(command, task, {
+      signal,
+      onOutput: (stream, line) => {
+        if (config.json) print.out(jsonEvent({ type: "output", stream, line }));
+        else if (stream === "stdout") print.out(line);
+        else print.err(line);
+      },
+    });
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);

@@ -5,20 +5,20 @@
  * @module
  */
 
+import type { RecoveringChannelModel } from "../lib/amqp.ts";
+import { connect, parseBrokerList, readCaFile } from "../lib/broker/connection.ts";
 import {
-  connect,
-  parseBrokerList,
-  readCaFile,
-  type RecoveringChannelModel,
-  validateQueueName,
-} from "../lib/amqp.ts";
-import { deadQueueName } from "../lib/topology/dead_letter.ts";
-import { type ParsedFlags, parseInteger, requireString } from "../lib/cli/flags.ts";
+  type ParsedFlags,
+  parseInteger,
+  requireString,
+  taskQueueFromFlags,
+} from "../lib/cli/flags.ts";
+import type { TaskQueue } from "../lib/topology/task_queue.ts";
 
 /** What every subcommand needs to reach the broker and the queue. */
 export interface Common {
   url: string;
-  queue: string;
+  queue: TaskQueue;
   heartbeat: number;
   ca: string | undefined;
 }
@@ -26,12 +26,9 @@ export interface Common {
 export function common({ values }: ParsedFlags): Common {
   const url = requireString("url", values.url);
   parseBrokerList(url);
-  const queue = requireString("queue", values.queue);
-  validateQueueName(queue);
-  validateQueueName(deadQueueName(queue));
   return {
     url,
-    queue,
+    queue: taskQueueFromFlags(values),
     heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
     ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
   };

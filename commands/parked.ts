@@ -5,9 +5,7 @@
  * @module
  */
 
-import { parseQueueType } from "../lib/amqp.ts";
 import { EXIT, runCommand } from "../lib/cli/cli.ts";
-import { deadQueueName } from "../lib/topology/dead_letter.ts";
 import { UsageError } from "../lib/broker/errors.ts";
 import {
   CA_FLAG,
@@ -16,7 +14,6 @@ import {
   HELP_FLAG,
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
-  requireString,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
 import { countParked, listParked, purgeParked, requeueParked } from "../lib/operate/parked.ts";
@@ -131,13 +128,11 @@ export function requeue(args: string[]): Promise<number> {
     configure: (flags) => ({
       ...common(flags),
       limit: limitOf(flags.values),
-      queueType: parseQueueType(requireString("queue-type", flags.values["queue-type"])),
     }),
     run: (config) =>
       withConnection(config, async (connection) => {
         const { deadQueue, total, requeued } = await requeueParked(connection, config.queue, {
           limit: config.limit,
-          queueType: config.queueType,
           onWarning: (line) => console.error(line),
           onRequeued: (task) => {
             const id = task.id === undefined ? "(no id)" : escapeText(task.id);
@@ -167,15 +162,13 @@ export function purge(args: string[]): Promise<number> {
       const config = common(flags);
       if (flags.values.dead !== true) {
         throw new UsageError(
-          `The purge command deletes parked tasks only: pass --dead to purge "${
-            deadQueueName(config.queue)
-          }" (to empty the task queue itself: rabbitmqctl purge_queue ${config.queue})`,
+          `The purge command deletes parked tasks only: pass --dead to purge "${config.queue.deadQueue}" (to empty the task queue itself: rabbitmqctl purge_queue ${config.queue})`,
         );
       }
       return { ...config, yes: flags.values.yes === true };
     },
     async run(config) {
-      const deadQueue = deadQueueName(config.queue);
+      const deadQueue = config.queue.deadQueue;
       // Decided before connecting, so a cron job without --yes fails every time, not only
       // on the day there is something to delete.
       if (!config.yes && !Deno.stdin.isTerminal()) {

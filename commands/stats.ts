@@ -5,16 +5,18 @@
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseBrokerList } from "../lib/amqp.ts";
+import { parseBrokerList } from "../lib/broker/connection.ts";
 import { EXIT, runCommand } from "../lib/cli/cli.ts";
 import {
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
+  MAX_RETRIES_FLAG,
   parseInteger,
   QUEUE_FLAG,
   requireString,
+  RETRY_DELAY_FLAG,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
 import { type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
@@ -29,6 +31,14 @@ export const STATS_COMMAND: CommandSpec = {
   flags: [
     URL_FLAG,
     QUEUE_FLAG,
+    {
+      ...MAX_RETRIES_FLAG,
+      description: "The workers' --max-retries: which retry queues to count.",
+    },
+    {
+      ...RETRY_DELAY_FLAG,
+      description: "The workers' --retry-delay: which retry queues to count.",
+    },
     {
       name: "management-url",
       kind: "string",

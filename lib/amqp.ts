@@ -1,11 +1,20 @@
 /**
- * The task queue: its declaration (the one place it is declared) and the channels the producer
- * and the worker use on it. Connecting lives in `connection.ts`, re-exported here.
+ * The AMQP primitives, each in one place: durable declare, persistent publish, prefetch (qos)
+ * and manual consume, ack and requeue. Which queues exist and why is the task queue's business
+ * (`topology/task_queue.ts`); connecting is `broker/connection.ts`.
  *
  * @module
  */
 
-import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
+import { Buffer } from "node:buffer";
+import type {
+  Channel,
+  ChannelModel,
+  ConfirmChannel,
+  ConsumeMessage,
+  Message,
+  Options,
+} from "amqplib";
 import { AmqpError, brokerReason, replyCode } from "./broker/errors.ts";
 
 export type {
@@ -13,25 +22,14 @@ export type {
   ChannelModel,
   ConfirmChannel,
   ConsumeMessage,
+  Message,
   RecoveringChannelModel,
 } from "amqplib";
-
-export {
-  connect,
-  type ConnectOptions,
-  parseBrokerList,
-  readCaFile,
-  reconnectDelay,
-  type ReconnectInfo,
-} from "./broker/connection.ts";
-
-/** The tutorial's queue name, shared with its Python and Java programs. */
-export const DEFAULT_QUEUE = "task_queue";
 
 /** What can open channels: a plain connection or a recovering one. */
 export type ChannelOpener = Pick<ChannelModel, "createChannel" | "createConfirmChannel">;
 
-/** What the broker said about the queue when it was declared. */
+/** What the broker said about a queue when it was declared or checked. */
 export interface QueueInfo {
   /** The queue's name. */
   queue: string;
@@ -41,86 +39,41 @@ export interface QueueInfo {
   consumerCount: number;
 }
 
-/** The kinds of queue a task queue can be. */
-export const QUEUE_TYPES = ["classic", "quorum"] as const;
-
-/** `classic` (the tutorial's, on one node) or `quorum` (replicated across a cluster). */
-export type QueueType = typeof QUEUE_TYPES[number];
-
-/** Options for {@linkcode declareTaskQueue}. */
-export interface DeclareTaskQueueOptions {
-  /**
-   * The queue type. Classic is declared exactly as the tutorial does (durable, no arguments),
-   * so programs in other languages declaring `queue_declare('task_queue', durable=True)` share
-   * it; quorum adds `x-queue-type: quorum`.
-   * @default {"classic"}
-   */
-  type?: QueueType;
+/**
+ * Opens a channel (a confirm channel with `confirm`). A channel the broker closes emits "error";
+ * unheard, that would kill the process, so a listener is attached at once.
+ */
+export async function openChannel(
+  connection: ChannelOpener,
+  confirm: true,
+): Promise<ConfirmChannel>;
+export async function openChannel(connection: ChannelOpener, confirm?: boolean): Promise<Channel>;
+export async function openChannel(connection: ChannelOpener, confirm = false): Promise<Channel> {
+  const channel = confirm
+    ? await connection.createConfirmChannel()
+    : await connection.createChannel();
+  channel.on("error", () => {});
+  return channel;
 }
 
 /**
- * Declares the task queue: the one place it is declared.
- *
- * @throws {AmqpError} with code 406 when the queue exists with other arguments; the channel is
- * then closed by the broker.
+ * Declares a durable queue: the one `queue.declare` of the project. Without `args` it is the
+ * tutorial's declaration exactly, so programs in other languages share the queue.
  */
-export async function declareTaskQueue(
+export function declareDurable(
   channel: Channel,
   queue: string,
-  options: DeclareTaskQueueOptions = {},
+  args?: Record<string, unknown>,
 ): Promise<QueueInfo> {
-  const { type = "classic" } = options;
-  validateQueueName(queue);
-  try {
-    return await channel.assertQueue(
-      queue,
-      type === "classic"
-        ? { durable: true }
-        : { durable: true, arguments: { "x-queue-type": type } },
-    );
-  } catch (error) {
-    throw new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
-      cause: error,
-      code: replyCode(error),
-    });
-  }
+  return channel.assertQueue(
+    queue,
+    args === undefined ? { durable: true } : { durable: true, arguments: args },
+  );
 }
 
-/**
- * Checks a `--queue-type` value.
- *
- * @throws {TypeError} when it is not one of {@linkcode QUEUE_TYPES}.
- */
-export function parseQueueType(value: string): QueueType {
-  const type = QUEUE_TYPES.find((known) => known === value);
-  if (!type) {
-    throw new TypeError(`Invalid queue type "${value}": expected ${QUEUE_TYPES.join(" or ")}`);
-  }
-  return type;
-}
-
-// The broker names the type it has and the one asked for; "none" means a classic queue.
-function typeMismatch(reason: string): { asked: string; existing: string } | undefined {
-  const match =
-    /'x-queue-type'.*received (none|the value '(\w+)').* but current is (none|the value '(\w+)')/
-      .exec(reason);
-  if (!match) return undefined;
-  return { asked: match[2] ?? "classic", existing: match[4] ?? "classic" };
-}
-
-/**
- * Checks that `queue` is a queue name the broker accepts.
- *
- * @throws {RangeError} when it is empty, longer than 255 bytes, or starts with `amq.`.
- */
-export function validateQueueName(queue: string): void {
-  const bytes = new TextEncoder().encode(queue).length;
-  if (bytes === 0 || bytes > 255) {
-    throw new RangeError(`Invalid queue name "${queue}": must be 1 to 255 bytes`);
-  }
-  if (queue.startsWith("amq.")) {
-    throw new RangeError(`Invalid queue name "${queue}": names starting with "amq." are reserved`);
-  }
+/** A passive declare: what `queue` holds, creating nothing. Fails (and closes the channel) when it does not exist. */
+export function checkDeclared(channel: Channel, queue: string): Promise<QueueInfo> {
+  return channel.checkQueue(queue);
 }
 
 /**
@@ -133,8 +86,7 @@ export async function checkQueue(
   connection: ChannelOpener,
   queue: string,
 ): Promise<QueueInfo | null> {
-  const channel = await connection.createChannel();
-  channel.on("error", () => {});
+  const channel = await openChannel(connection);
   try {
     return await channel.checkQueue(queue);
   } catch (error) {
@@ -148,84 +100,60 @@ export async function checkQueue(
   }
 }
 
-/** Options for {@linkcode openTaskChannel}. */
-export interface OpenTaskChannelOptions {
-  /**
-   * Open a confirm channel, for publishing.
-   * @default {false}
-   */
-  confirm?: boolean;
-  /**
-   * The queue type to declare.
-   * @default {"classic"}
-   */
-  queueType?: QueueType;
-  /**
-   * Called once when the queue exists with other arguments and is used as it is.
-   * @default {() => {}}
-   */
-  onWarning?: (message: string) => void;
+/**
+ * Publishes `content` to `queue` through the default exchange, persistent and mandatory (an
+ * unroutable message comes back as a return, before its confirm), and calls `done` with null
+ * when the broker confirmed it, or with the error when it refused it. Returns false when the
+ * channel's write buffer is full: wait for its "drain" event before publishing more. Bytes are
+ * sent without a copy; `properties` is used as it is (no copy per message), with `persistent` and
+ * `mandatory` set on it.
+ */
+export function publishPersistent(
+  channel: ConfirmChannel,
+  queue: string,
+  content: string | Uint8Array,
+  properties: Options.Publish,
+  done: (error: unknown) => void,
+): boolean {
+  properties.persistent = true;
+  properties.mandatory = true;
+  return channel.sendToQueue(
+    queue,
+    // One copy at most: a string is encoded once, bytes are wrapped, not copied.
+    typeof content === "string"
+      ? Buffer.from(content)
+      : Buffer.isBuffer(content)
+      ? content
+      : Buffer.from(content.buffer, content.byteOffset, content.byteLength),
+    properties,
+    done,
+  );
 }
 
-/** A channel on which the task queue is known to exist. */
-export interface TaskChannel<C extends Channel> {
-  /** The open channel. */
-  channel: C;
-  /** The queue as the broker reported it. */
-  info: QueueInfo;
+/** Limits the unacked deliveries the broker hands this channel's consumers (basic.qos). */
+export function setPrefetch(channel: Channel, count: number): Promise<unknown> {
+  return channel.prefetch(count);
 }
 
 /**
- * Opens a channel and makes sure the task queue exists. If the queue was made by another program
- * with other arguments (a TTL, another type), it is used as it is: our declaration is dropped for
- * a passive check, and `onWarning` says so. One round trip when the queue is as we declare it.
+ * Consumes `queue` with manual acks: every delivery stays the broker's until it is acked with
+ * {@linkcode ack}. `onMessage` gets null when the broker cancels the consumer.
  */
-export async function openTaskChannel(
-  connection: ChannelOpener,
+export async function consumeManual(
+  channel: Channel,
   queue: string,
-  options: OpenTaskChannelOptions & { confirm: true },
-): Promise<TaskChannel<ConfirmChannel>>;
-export async function openTaskChannel(
-  connection: ChannelOpener,
-  queue: string,
-  options?: OpenTaskChannelOptions,
-): Promise<TaskChannel<Channel>>;
-export async function openTaskChannel(
-  connection: ChannelOpener,
-  queue: string,
-  options: OpenTaskChannelOptions = {},
-): Promise<TaskChannel<Channel>> {
-  const { confirm = false, queueType = "classic", onWarning = () => {} } = options;
-  const open = async () => {
-    const channel = confirm
-      ? await connection.createConfirmChannel()
-      : await connection.createChannel();
-    // A channel the broker closes emits "error"; unheard, it would kill the process.
-    channel.on("error", () => {});
-    return channel;
-  };
-  const first = await open();
-  try {
-    return { channel: first, info: await declareTaskQueue(first, queue, { type: queueType }) };
-  } catch (error) {
-    if (!(error instanceof AmqpError) || error.code !== 406) throw error;
-    const second = await open();
-    try {
-      const info = await second.checkQueue(queue);
-      const reason = brokerReason(error.cause);
-      const types = typeMismatch(reason);
-      onWarning(
-        types
-          ? `Queue "${queue}" is a ${types.existing} queue, not ${types.asked} as asked; using it as it is`
-          : `Queue "${queue}" exists with other arguments; using it as it is (${reason}). To have it declared as the tutorial does, delete it: rabbitmqctl delete_queue ${queue}`,
-      );
-      return { channel: second, info };
-    } catch (checkError) {
-      await second.close().catch(() => {});
-      throw new AmqpError(`Cannot use queue "${queue}": ${brokerReason(checkError)}`, {
-        cause: checkError,
-        code: replyCode(checkError),
-      });
-    }
-  }
+  onMessage: (message: ConsumeMessage | null) => void,
+): Promise<string> {
+  const { consumerTag } = await channel.consume(queue, onMessage, { noAck: false });
+  return consumerTag;
+}
+
+/** Acks `message`, and with `upTo` every earlier delivery on the channel as well. */
+export function ack(channel: Channel, message: Message, upTo = false): void {
+  channel.ack(message, upTo);
+}
+
+/** Gives `message` back to the broker, which delivers it again (to this or another consumer). */
+export function requeue(channel: Channel, message: ConsumeMessage): void {
+  channel.nack(message, false, true);
 }

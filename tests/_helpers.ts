@@ -7,7 +7,8 @@
 
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import { connect, type RecoveringChannelModel } from "../lib/amqp.ts";
+import type { RecoveringChannelModel } from "../lib/amqp.ts";
+import { connect } from "../lib/broker/connection.ts";
 
 /** The broker the tests use. */
 export const BROKER_URL = Deno.env.get("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseBrokerList } from "../lib/amqp.ts";
+import { parseBrokerList } from "../lib/broker/connection.ts";
 import { BROKER_URL, openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
 
 Deno.test("parseBrokerList() takes one address or a comma-separated list", () => {

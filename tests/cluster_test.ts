@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { connect } from "../lib/amqp.ts";
+import { connect } from "../lib/broker/connection.ts";
 import { rabbitmqctl } from "./_broker_admin.ts";
 import { runScript, type ScriptProcess, startScript, uniqueQueue, waitUntil } from "./_helpers.ts";
 import { finishedTasks, reconcile } from "./_ledger.ts";

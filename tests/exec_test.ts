@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TASK_HEADERS } from "../lib/topology/dead_letter.ts";
+import { TASK_HEADERS } from "../lib/topology/task_headers.ts";
 import {
   openBroker,
   queueCounts,

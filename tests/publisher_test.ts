@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { TaskQueue } from "../lib/topology/task_queue.ts";
 import { TaskPublisher } from "../lib/produce/publisher.ts";
 import { openBroker, runScript, uniqueQueue } from "./_helpers.ts";
 
@@ -6,7 +7,7 @@ Deno.test("TaskPublisher.publish() resolves with the task id once the broker con
   const queue = uniqueQueue("pub");
   await using broker = await openBroker();
   try {
-    const publisher = await TaskPublisher.open(broker.connection, queue);
+    const publisher = await TaskPublisher.open(broker.connection, new TaskQueue(queue));
     const id = await publisher.publish("payload", { id: "task-1" });
     assert.equal(id, "task-1");
     assert.equal(await broker.ready(queue), 1);
@@ -19,7 +20,7 @@ Deno.test("TaskPublisher.publish() resolves with the task id once the broker con
 Deno.test("TaskPublisher.publish() rejects a task the broker returns as unroutable", async () => {
   const queue = uniqueQueue("gone");
   await using broker = await openBroker();
-  const publisher = await TaskPublisher.open(broker.connection, queue);
+  const publisher = await TaskPublisher.open(broker.connection, new TaskQueue(queue));
   try {
     await broker.deleteQueues(queue);
     await assert.rejects(publisher.publish("lost?"), {

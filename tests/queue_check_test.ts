@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AmqpError } from "../lib/broker/errors.ts";
-import { countReady, inspectTaskQueue } from "../lib/operate/queue_check.ts";
+import { countReady, inspectTaskQueue } from "../demo/queue_check.ts";
 import { BROKER_URL, openBroker, uniqueQueue } from "./_helpers.ts";
 
 Deno.test("inspectTaskQueue() declares the queue and reports its tasks and consumers", async () => {

@@ -9,7 +9,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { BODY_PREVIEW_CHARS, escapeText, previewBody } from "../lib/observe/parked_format.ts";
-import { deadQueueName, declareDeadQueue, TASK_HEADERS } from "../lib/topology/dead_letter.ts";
+import { TASK_HEADERS } from "../lib/topology/task_headers.ts";
+import { TaskQueue } from "../lib/topology/task_queue.ts";
+
+const deadQueueName = (queue: string) => new TaskQueue(queue).deadQueue;
 import {
   type Broker,
   BROKER_URL,
@@ -37,7 +40,7 @@ async function park(broker: Broker, queue: string, ...tasks: Parked[]): Promise<
   const channel = await broker.connection.createConfirmChannel();
   channel.on("error", () => {});
   try {
-    const dead = await declareDeadQueue(channel, queue);
+    const dead = await new TaskQueue(queue).declareDead(channel);
     for (const task of tasks) {
       channel.sendToQueue(dead, Buffer.from(task.body), {
         persistent: true,

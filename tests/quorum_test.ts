@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TASK_HEADERS } from "../lib/topology/dead_letter.ts";
+import { TASK_HEADERS } from "../lib/topology/task_headers.ts";
 import { rabbitmqctl } from "./_broker_admin.ts";
 import { openBroker, runScript, startScript, uniqueQueue, waitUntil } from "./_helpers.ts";
 

@@ -50,6 +50,10 @@ export async function runCommand<C>(
   try {
     return await options.run(config);
   } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`${describeError(error)}\nUsage: ${command.usage} (see --help)`);
+      return EXIT.usage;
+    }
     if (error instanceof AmqpError) {
       console.error(describeError(error));
     } else {

@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "../broker/errors.ts";
+import { parseQueueType, TaskQueue, type TaskQueueOptions } from "../topology/task_queue.ts";
 
 /** One flag of an entry script. */
 export interface FlagSpec {
@@ -217,3 +218,61 @@ export const QUEUE_TYPE_FLAG: FlagSpec = {
   description:
     "classic (the tutorial's, on one node) or quorum (replicated across a cluster). An existing queue is used as it is.",
 };
+
+/** `--max-retries`: part of the task queue's policy. */
+export const MAX_RETRIES_FLAG: FlagSpec = {
+  name: "max-retries",
+  kind: "string",
+  valueName: "N",
+  default: "3",
+  description: "Retries of a failed task before it is parked in <queue>.dead.",
+};
+
+/** `--retry-delay`: part of the task queue's policy. */
+export const RETRY_DELAY_FLAG: FlagSpec = {
+  name: "retry-delay",
+  kind: "string",
+  valueName: "MS",
+  default: "1000",
+  description:
+    "Wait before the first retry, doubled for each further one up to 10 minutes (600000, also its largest value).",
+};
+
+/** The flags that describe the task queue and its policy, in the order help shows them. */
+export const TASK_QUEUE_FLAGS: readonly FlagSpec[] = [
+  QUEUE_FLAG,
+  QUEUE_TYPE_FLAG,
+  MAX_RETRIES_FLAG,
+  RETRY_DELAY_FLAG,
+];
+
+/**
+ * The task queue that `--queue`, `--queue-type`, `--max-retries` and `--retry-delay` describe
+ * (those of them the command has; the others keep their defaults).
+ *
+ * @throws {UsageError} when a value is not one the queue takes.
+ */
+export function taskQueueFromFlags(values: ParsedFlags["values"]): TaskQueue {
+  const queue = requireString("queue", values.queue);
+  const options: TaskQueueOptions = {};
+  if (values["queue-type"] !== undefined) {
+    options.type = parseQueueType(requireString("queue-type", values["queue-type"]));
+  }
+  if (values["max-retries"] !== undefined) {
+    options.maxRetries = parseInteger("max-retries", values["max-retries"], { min: 0, max: 1000 });
+  }
+  if (values["retry-delay"] !== undefined) {
+    options.retryDelay = parseInteger("retry-delay", values["retry-delay"], {
+      min: 1,
+      max: 600_000,
+    });
+  }
+  try {
+    return new TaskQueue(queue, options);
+  } catch (error) {
+    if (error instanceof RangeError || error instanceof TypeError) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  }
+}

@@ -8,7 +8,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import type { Channel, ConsumeMessage } from "amqplib";
+import { ack, type Channel, type ConsumeMessage, requeue } from "../amqp.ts";
 
 /** Options for {@linkcode AckBatch}. */
 export interface AckBatchOptions {
@@ -63,7 +63,7 @@ export class AckBatch {
   requeue(message: ConsumeMessage): boolean {
     this.#outstanding.delete(message.fields.deliveryTag);
     try {
-      this.#channel.nack(message, false, true);
+      requeue(this.#channel, message);
       return true;
     } catch {
       return false;
@@ -82,7 +82,7 @@ export class AckBatch {
     }
     try {
       if (last !== undefined) {
-        this.#channel.ack(this.#pending.get(last)!.message, true);
+        ack(this.#channel, this.#pending.get(last)!.message, true);
         for (const tag of this.#outstanding) {
           if (tag > last) break;
           this.#outstanding.delete(tag);
@@ -90,7 +90,7 @@ export class AckBatch {
         }
       }
       for (const [tag, { message }] of this.#pending) {
-        this.#channel.ack(message);
+        ack(this.#channel, message);
         this.#outstanding.delete(tag);
         this.#pending.delete(tag);
       }

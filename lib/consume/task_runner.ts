@@ -6,41 +6,19 @@
  * @module
  */
 
-import type { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConfirmChannel, ConsumeMessage } from "amqplib";
-import type { AckBatch } from "./ack_batch.ts";
-import {
-  attemptsSoFar,
-  deadQueueName,
-  declareRetryQueue,
-  republish,
-  retryDelay,
-  TASK_HEADERS,
-} from "../topology/dead_letter.ts";
+import type { ConfirmChannel, ConsumeMessage } from "../amqp.ts";
 import { describeError } from "../broker/errors.ts";
-
-/** One task as a handler sees it. */
-export interface Task {
-  /** The task id (AMQP `message-id`), or the delivery tag when the producer set none. */
-  id: string;
-  /** The body, unchanged. */
-  body: Buffer;
-  /** True when the broker delivered this task before (a worker died or its channel closed). */
-  redelivered: boolean;
-  /** Which try this is: 1 the first time, 2 after one failure, and so on. */
-  attempt: number;
-}
-
-/**
- * Does one task; resolving means it succeeded, throwing means it failed (the error's message is
- * the reason). It should stop when `signal` aborts: the task has run out of time.
- */
-export type TaskHandler = (task: Task, signal: AbortSignal) => Promise<void>;
+import { republish } from "../produce/republish.ts";
+import { attemptsSoFar, TASK_HEADERS } from "../topology/task_headers.ts";
+import type { TaskQueue } from "../topology/task_queue.ts";
+import type { AckBatch } from "./ack_batch.ts";
+import type { Deadlines } from "./deadlines.ts";
+import { isPermanent, type Task, type TaskHandler, taskOf } from "./task.ts";
 
 /** What happened to a task, for logs and metrics. */
 export type TaskEvent =
-  | { type: "received"; id: string; attempt: number; redelivered: boolean; body: Buffer }
+  | { type: "received"; id: string; attempt: number; redelivered: boolean; body: Uint8Array }
   | { type: "done"; id: string; attempt: number; durationMs: number }
   | {
     type: "retried";
@@ -64,64 +42,12 @@ export type TaskEvent =
 
 /** How failures are handled. */
 export interface FailurePolicy {
-  /** The task queue. */
-  queue: string;
-  /** Retries after the first try; a task is tried at most `maxRetries + 1` times. */
-  maxRetries: number;
-  /** Milliseconds before the first retry, doubled for each further one. */
-  retryDelay: number;
-  /** Milliseconds a try may take before it is stopped and counted as failed; 0 for no limit. */
-  taskTimeout: number;
+  /** The task queue, with its retry policy. */
+  queue: TaskQueue;
   /** Recorded on parked tasks. */
   hostname: string;
-  /** Stops tries that run past `taskTimeout`. */
+  /** Stops tries that run past the time limit. */
   deadlines: Deadlines;
-}
-
-/**
- * The time limit of tries: one timer for all of them, rather than one per try, which a fast worker
- * would pay for on every task. A try is stopped within a tenth of the limit (at most 1 s) after it
- * ran out.
- */
-export class Deadlines {
-  #timeout: number;
-  #running = new Map<AbortController, number>();
-  #timer: ReturnType<typeof setInterval> | undefined;
-
-  /** Tries may run `timeout` ms; 0 for no limit. */
-  constructor(timeout: number) {
-    this.#timeout = timeout;
-    if (timeout > 0) {
-      this.#timer = setInterval(() => this.#sweep(), Math.min(1000, Math.max(10, timeout / 10)));
-    }
-  }
-
-  /** A try starts: its abort signal fires when it runs out of time. */
-  start(): AbortController {
-    const controller = new AbortController();
-    if (this.#timer !== undefined) this.#running.set(controller, performance.now());
-    return controller;
-  }
-
-  /** A try ended. */
-  finish(controller: AbortController): void {
-    this.#running.delete(controller);
-  }
-
-  /** Stops the timer. */
-  close(): void {
-    clearInterval(this.#timer);
-  }
-
-  #sweep(): void {
-    const now = performance.now();
-    // In start order, and all with the same limit: the first that has time left ends the sweep.
-    for (const [controller, started] of this.#running) {
-      if (now - started < this.#timeout) break;
-      this.#running.delete(controller);
-      controller.abort(new Error(`timeout after ${this.#timeout} ms`));
-    }
-  }
 }
 
 /** Where a task came from and where a failed one can be moved. */
@@ -141,13 +67,7 @@ export async function runTask(
   policy: FailurePolicy,
   onEvent: (event: TaskEvent) => void,
 ): Promise<void> {
-  const { message } = delivery;
-  const task: Task = {
-    id: message.properties.messageId ?? `delivery-${message.fields.deliveryTag}`,
-    body: message.content,
-    redelivered: message.fields.redelivered,
-    attempt: attemptsSoFar(message) + 1,
-  };
+  const task = taskOf(delivery.message, attemptsSoFar(delivery.message) + 1);
   onEvent({
     type: "received",
     id: task.id,
@@ -155,7 +75,7 @@ export async function runTask(
     redelivered: task.redelivered,
     body: task.body,
   });
-  if (task.attempt > policy.maxRetries + 1) {
+  if (task.attempt > policy.queue.maxTries) {
     // Only a quorum queue's delivery count gets here: the task's tries were all used up by
     // workers that died or lost their connection while on it.
     const reason = `delivered ${
@@ -167,9 +87,14 @@ export async function runTask(
   const started = performance.now();
   const controller = policy.deadlines.start();
   let failure: string | undefined;
+  let permanent = false;
   try {
-    await handler(task, controller.signal);
+    const result = handler(task, controller.signal);
+    // A promise is raced with the time limit: a handler that ignores its signal still loses its
+    // try when the time is up, and the worker goes on (its promise is left to settle unheard).
+    if (isThenable(result)) await Promise.race([result, expiry(controller.signal)]);
   } catch (error) {
+    permanent = !controller.signal.aborted && isPermanent(error);
     failure = describeError(controller.signal.aborted ? controller.signal.reason : error);
   } finally {
     policy.deadlines.finish(controller);
@@ -181,7 +106,20 @@ export async function runTask(
     settle(delivery, "ack", task, onEvent);
     return;
   }
-  await moveFailed(delivery, task, failure, durationMs, policy, onEvent);
+  const reason = permanent ? `permanent failure: ${failure}` : failure;
+  await moveFailed(delivery, task, reason, durationMs, policy, onEvent, permanent);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
+}
+
+// Rejects when the try's signal aborts; never settles otherwise.
+function expiry(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
 }
 
 async function moveFailed(
@@ -191,21 +129,23 @@ async function moveFailed(
   durationMs: number,
   policy: FailurePolicy,
   onEvent: (event: TaskEvent) => void,
+  permanent = false,
 ): Promise<void> {
+  const { queue } = policy;
   const headers = {
     [TASK_HEADERS.attempts]: task.attempt,
     [TASK_HEADERS.reason]: reason,
     [TASK_HEADERS.failedAt]: new Date().toISOString(),
     [TASK_HEADERS.worker]: policy.hostname,
-    [TASK_HEADERS.queue]: policy.queue,
+    [TASK_HEADERS.queue]: queue.name,
   };
   try {
-    if (task.attempt <= policy.maxRetries) {
-      const delayMs = retryDelay(task.attempt, { base: policy.retryDelay });
+    if (task.attempt <= queue.maxRetries && !permanent) {
+      const delayMs = queue.retryDelayAfter(task.attempt);
       // Declared before every use: cheap next to a failed task, and it keeps an idle retry
       // queue from expiring.
       const mover = await delivery.mover.channel();
-      const target = await declareRetryQueue(mover, policy.queue, delayMs);
+      const target = await queue.declareRetry(mover, delayMs);
       await republish(mover, target, delivery.message, headers);
       if (settle(delivery, "ack", task, onEvent)) {
         onEvent({
@@ -218,7 +158,7 @@ async function moveFailed(
         });
       }
     } else {
-      const target = deadQueueName(policy.queue);
+      const target = queue.deadQueue;
       await republish(await delivery.mover.channel(), target, delivery.message, headers);
       if (settle(delivery, "ack", task, onEvent)) {
         onEvent({
@@ -234,7 +174,7 @@ async function moveFailed(
   } catch (error) {
     // Held for a while before it goes back: a move that cannot succeed (missing permissions,
     // say) must not turn into a hot redelivery loop.
-    await sleep(policy.retryDelay);
+    await sleep(queue.retryDelay);
     if (settle(delivery, "requeue", task, onEvent)) {
       onEvent({
         type: "requeued",

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Task } from "../consume/consumer.ts";
+import type { Task } from "../consume/task.ts";
 import { readLines } from "../io/read_lines.ts";
 
 /** Options for {@linkcode execTask}. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { WorkerEvent } from "../consume/consumer.ts";
+import type { WorkerEvent } from "../consume/worker.ts";
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800];
 const OUTCOMES = ["succeeded", "failed", "retried", "dead_lettered"] as const;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { WorkerEvent } from "../consume/consumer.ts";
+import type { WorkerEvent } from "../consume/worker.ts";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -53,6 +53,7 @@ export function describeEvent(event: WorkerEvent, tries: number): string | undef
     case "stale_delivery":
       return `Task ${event.id} finished after its channel was lost; the broker will redeliver it`;
     case "consuming":
+    case "state":
       return undefined;
   }
 }

@@ -11,14 +11,11 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { Channel, GetMessage } from "amqplib";
-import {
-  type ChannelOpener,
-  checkQueue,
-  openTaskChannel,
-  type OpenTaskChannelOptions,
-} from "../amqp.ts";
-import { attemptsSoFar, deadQueueName, republish, TASK_HEADERS } from "../topology/dead_letter.ts";
+import { ack, type Channel, type ChannelOpener, checkQueue } from "../amqp.ts";
+import type { GetMessage } from "amqplib";
+import { republish } from "../produce/republish.ts";
+import { attemptsSoFar, TASK_HEADERS } from "../topology/task_headers.ts";
+import type { OpenOptions, TaskQueue } from "../topology/task_queue.ts";
 import { AmqpError, brokerReason, describeError, replyCode } from "../broker/errors.ts";
 
 /** One parked task, as read from the dead queue. */
@@ -74,12 +71,7 @@ export interface RequeueParkedOptions {
    * Called when the task queue exists with other arguments and is used as it is.
    * @default {() => {}}
    */
-  onWarning?: OpenTaskChannelOptions["onWarning"];
-  /**
-   * The task queue's type, should it have to be declared.
-   * @default {"classic"}
-   */
-  queueType?: OpenTaskChannelOptions["queueType"];
+  onWarning?: OpenOptions["onWarning"];
 }
 
 /** What {@linkcode requeueParked} did. */
@@ -108,9 +100,9 @@ const FAILURE_HEADERS: readonly string[] = [
  */
 export async function countParked(
   connection: ChannelOpener,
-  queue: string,
+  queue: TaskQueue,
 ): Promise<number | undefined> {
-  return (await checkQueue(connection, deadQueueName(queue)))?.messageCount;
+  return (await checkQueue(connection, queue.deadQueue))?.messageCount;
 }
 
 /**
@@ -125,12 +117,12 @@ export async function countParked(
  */
 export async function listParked(
   connection: ChannelOpener,
-  queue: string,
+  queue: TaskQueue,
   options: ListParkedOptions = {},
 ): Promise<ParkedList> {
   const { limit = Infinity } = options;
   checkLimit(limit);
-  const deadQueue = deadQueueName(queue);
+  const deadQueue = queue.deadQueue;
   const total = await countParked(connection, queue) ?? 0;
   const tasks: ParkedTask[] = [];
   if (total === 0) return { deadQueue, total, tasks };
@@ -169,17 +161,13 @@ export async function listParked(
  */
 export async function requeueParked(
   connection: ChannelOpener,
-  queue: string,
+  queue: TaskQueue,
   options: RequeueParkedOptions = {},
 ): Promise<RequeueResult> {
-  const { limit = Infinity, onRequeued = () => {}, onWarning = () => {}, queueType } = options;
+  const { limit = Infinity, onRequeued = () => {}, onWarning = () => {} } = options;
   checkLimit(limit);
-  const deadQueue = deadQueueName(queue);
-  const { channel } = await openTaskChannel(connection, queue, {
-    confirm: true,
-    onWarning,
-    ...(queueType === undefined ? {} : { queueType }),
-  });
+  const deadQueue = queue.deadQueue;
+  const { channel } = await queue.open(connection, { confirm: true, onWarning });
   let requeued = 0;
   try {
     const total = await countParked(connection, queue) ?? 0;
@@ -188,10 +176,10 @@ export async function requeueParked(
       while (requeued < wanted) {
         const message = await getTask(channel, deadQueue);
         if (message === false) break;
-        await republish(channel, queue, withoutFailureHeaders(message), {
+        await republish(channel, queue.name, withoutFailureHeaders(message), {
           [TASK_HEADERS.attempts]: 0,
         });
-        channel.ack(message);
+        ack(channel, message);
         requeued++;
         onRequeued(parkedTask(message));
       }
@@ -216,8 +204,8 @@ export async function requeueParked(
  *
  * @throws {AmqpError} when the broker refuses or the connection drops.
  */
-export async function purgeParked(connection: ChannelOpener, queue: string): Promise<number> {
-  const deadQueue = deadQueueName(queue);
+export async function purgeParked(connection: ChannelOpener, queue: TaskQueue): Promise<number> {
+  const deadQueue = queue.deadQueue;
   const channel = await connection.createChannel();
   channel.on("error", () => {});
   try {

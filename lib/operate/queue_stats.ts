@@ -7,7 +7,7 @@
  */
 
 import { type ChannelOpener, checkQueue } from "../amqp.ts";
-import { deadQueueName, retryDelay, retryQueueName } from "../topology/dead_letter.ts";
+import type { TaskQueue } from "../topology/task_queue.ts";
 import { AmqpError } from "../broker/errors.ts";
 
 /** Counts for one queue. */
@@ -58,12 +58,6 @@ export interface QueueStatsOptions {
    */
   auth?: { username: string; password: string; vhost: string };
   /**
-   * Retry delays to look for without the management API (which lists the retry queues there
-   * are): the worker's default schedule.
-   * @default {[1000, 2000, 4000]}
-   */
-  retryDelays?: number[];
-  /**
    * Cancels the management request.
    * @default {undefined}
    */
@@ -77,20 +71,19 @@ export interface QueueStatsOptions {
  */
 export async function queueStats(
   connection: ChannelOpener,
-  queue: string,
+  queue: TaskQueue,
   options: QueueStatsOptions = {},
 ): Promise<QueueStats> {
   const {
     managementUrl,
     auth = { username: "guest", password: "guest", vhost: "/" },
-    retryDelays = [1, 2, 3].map((attempt) => retryDelay(attempt)),
     signal,
   } = options;
   let management: ManagementQueue[] | undefined;
   let managementError: string | null = null;
   if (managementUrl !== undefined) {
     try {
-      management = await fetchQueues(managementUrl, auth, queue, signal);
+      management = await fetchQueues(managementUrl, auth, queue.name, signal);
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       managementError = `the management API at ${managementUrl} did not answer (${why})`;
@@ -104,19 +97,22 @@ export async function queueStats(
       : management.find((item) => item.name === name)?.messages_unacknowledged ?? 0;
   const withUnacked = (counts: QueueCounts | null) =>
     counts && { ...counts, unacked: unacked(counts.name) };
-  const main = withUnacked(await passiveCounts(connection, queue));
+  const main = withUnacked(await passiveCounts(connection, queue.name));
   if (!main) throw new AmqpError(`No queue "${queue}" on the broker`, { code: 404 });
-  const deadQueue = withUnacked(await passiveCounts(connection, deadQueueName(queue)));
-  const retryNames = management
-    ? management.map((item) => item.name).filter((name) => name.startsWith(`${queue}.retry.`))
-    : retryDelays.map((delay) => retryQueueName(queue, delay));
+  const deadQueue = withUnacked(await passiveCounts(connection, queue.deadQueue));
+  // The policy's own retry queues, and any others the management API lists (workers run with
+  // another --retry-delay or --max-retries).
+  const retryNames = new Set(queue.retryQueues);
+  for (const item of management ?? []) {
+    if (queue.retryDelayOf(item.name) !== undefined) retryNames.add(item.name);
+  }
   const retryQueues: QueueCounts[] = [];
-  const delayOf = (name: string) => Number(/\.retry\.(\d+)ms$/.exec(name)?.[1] ?? 0);
-  for (const name of retryNames.toSorted((a, b) => delayOf(a) - delayOf(b))) {
+  const delayOf = (name: string) => queue.retryDelayOf(name) ?? 0;
+  for (const name of [...retryNames].toSorted((a, b) => delayOf(a) - delayOf(b))) {
     const counts = withUnacked(await passiveCounts(connection, name));
     if (counts) retryQueues.push(counts);
   }
-  const stats = management?.find((item) => item.name === queue)?.message_stats;
+  const stats = management?.find((item) => item.name === queue.name)?.message_stats;
   return {
     ...main,
     retrying: retryQueues.reduce((sum, q) => sum + q.ready, 0),

@@ -5,15 +5,10 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import type { EventEmitter } from "node:events";
-import {
-  type ChannelOpener,
-  type ConfirmChannel,
-  openTaskChannel,
-  type OpenTaskChannelOptions,
-} from "../amqp.ts";
+import { type ChannelOpener, type ConfirmChannel, publishPersistent } from "../amqp.ts";
 import { AmqpError, brokerReason } from "../broker/errors.ts";
+import type { OpenOptions, TaskQueue } from "../topology/task_queue.ts";
 
 /** Options for {@linkcode TaskPublisher.publish}. */
 export interface PublishOptions {
@@ -32,10 +27,23 @@ export interface PublishOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * The AMQP `content-type` of the body.
+   * @default {undefined}
+   */
+  contentType?: string;
+  /**
+   * AMQP headers for the task.
+   * @default {undefined}
+   */
+  headers?: Record<string, unknown>;
 }
 
+/** The AMQP properties a task may be given besides its id. */
+export type TaskProperties = Pick<PublishOptions, "contentType" | "headers">;
+
 /** Options for {@linkcode TaskPublisher.open}. */
-export interface OpenPublisherOptions extends OpenTaskChannelOptions {
+export interface OpenPublisherOptions extends Omit<OpenOptions, "confirm"> {
   /**
    * Called once each time the broker starts blocking publishers (memory or disk alarm), with
    * its reason. Confirm timeouts do not run while blocked: the task waits, it is not dropped.
@@ -43,6 +51,9 @@ export interface OpenPublisherOptions extends OpenTaskChannelOptions {
    */
   onBlocked?: (reason: string) => void;
 }
+
+/** The longest time a timer can wait: Deno's timers fire at once beyond it. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Anything that reports `blocked` / `unblocked` (a connection). */
 type BlockingSource = Pick<EventEmitter, "on" | "off">;
@@ -55,7 +66,7 @@ interface Pending {
 /** Publishes tasks to one queue on a confirm channel. */
 export class TaskPublisher {
   /** The queue tasks go to. */
-  readonly queue: string;
+  readonly queue: TaskQueue;
   #channel: ConfirmChannel;
   #returned = new Set<string>();
   #pending = new Set<Pending>();
@@ -65,7 +76,7 @@ export class TaskPublisher {
   #drained: PromiseWithResolvers<void> | undefined;
 
   /** Wraps a confirm channel on which `queue` has been declared. */
-  constructor(channel: ConfirmChannel, queue: string) {
+  constructor(channel: ConfirmChannel, queue: TaskQueue) {
     this.queue = queue;
     this.#channel = channel;
     // The broker sends basic.return before the confirm of the same message, so the confirm
@@ -96,14 +107,11 @@ export class TaskPublisher {
   /** Opens a confirm channel on `connection` and declares `queue`. */
   static async open(
     connection: ChannelOpener & BlockingSource,
-    queue: string,
+    queue: TaskQueue,
     options: OpenPublisherOptions = {},
   ): Promise<TaskPublisher> {
     const { onBlocked = () => {}, ...channelOptions } = options;
-    const { channel } = await openTaskChannel(connection, queue, {
-      ...channelOptions,
-      confirm: true,
-    });
+    const { channel } = await queue.open(connection, { ...channelOptions, confirm: true });
     const publisher = new TaskPublisher(channel, queue);
     const blocked = (reason: string) => {
       publisher.#setBlocked(true);
@@ -131,14 +139,15 @@ export class TaskPublisher {
    * no confirm arrives in time. The task must then be treated as not sent.
    */
   publish(body: string | Uint8Array, options: PublishOptions = {}): Promise<string> {
-    const { id = crypto.randomUUID(), confirmTimeout = 30_000, signal } = options;
-    if (!(confirmTimeout > 0)) {
+    const { id = crypto.randomUUID(), confirmTimeout = 30_000, signal, ...extra } = options;
+    if (!Number.isInteger(confirmTimeout) || confirmTimeout < 1 || confirmTimeout > MAX_TIMER_MS) {
       throw new RangeError(
-        `Invalid confirm timeout "${confirmTimeout}": expected milliseconds > 0`,
+        `Invalid confirm timeout "${confirmTimeout}": expected whole milliseconds from 1 to ${MAX_TIMER_MS}`,
       );
     }
     signal?.throwIfAborted();
-    const content = Buffer.from(body);
+    // Copied: the caller may reuse its bytes before the confirm comes.
+    const content = typeof body === "string" ? body : new Uint8Array(body);
     return new Promise<string>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const pending: Pending = {
@@ -165,7 +174,7 @@ export class TaskPublisher {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.add(pending);
       if (!this.#blocked) pending.arm();
-      this.send(content, id, finish);
+      this.send(content, id, finish, extra);
     });
   }
 
@@ -175,22 +184,22 @@ export class TaskPublisher {
    * for senders of many tasks that keep their own account (see `bulk_send.ts`). Bytes are sent
    * without a copy: leave them unchanged afterwards.
    */
-  send(content: string | Uint8Array, id: string, done: (error?: AmqpError) => void): void {
+  send(
+    content: string | Uint8Array,
+    id: string,
+    done: (error?: AmqpError) => void,
+    extra?: TaskProperties,
+  ): void {
     const properties = {
-      persistent: true,
-      mandatory: true,
       messageId: id,
       timestamp: Math.floor(Date.now() / 1000),
+      ...extra,
     };
     try {
-      const room = this.#channel.sendToQueue(
-        this.queue,
-        // One copy at most: a string is encoded once, bytes are wrapped, not copied.
-        typeof content === "string"
-          ? Buffer.from(content)
-          : Buffer.isBuffer(content)
-          ? content
-          : Buffer.from(content.buffer, content.byteOffset, content.byteLength),
+      const room = publishPersistent(
+        this.#channel,
+        this.queue.name,
+        content,
         properties,
         (error) => {
           if (error) done(this.#notSent(id, error));
@@ -203,6 +212,11 @@ export class TaskPublisher {
     } catch (error) {
       done(this.#notSent(id, error));
     }
+  }
+
+  /** Calls `listener` once the channel has closed (the broker closed it, or the connection dropped). */
+  onClose(listener: () => void): void {
+    this.#channel.once("close", listener);
   }
 
   /** True while the broker blocks publishers (a memory or disk alarm). */

@@ -5,9 +5,10 @@
  * @module
  */
 
-import { checkQueue, openTaskChannel, type QueueInfo } from "../amqp.ts";
-import { connect } from "../broker/connection.ts";
-import { AmqpError } from "../broker/errors.ts";
+import { checkQueue, type QueueInfo } from "../lib/amqp.ts";
+import { TaskQueue } from "../lib/topology/task_queue.ts";
+import { connect } from "../lib/broker/connection.ts";
+import { AmqpError } from "../lib/broker/errors.ts";
 
 /** Options for {@linkcode countReady}. */
 export interface CountReadyOptions {
@@ -41,7 +42,7 @@ export async function inspectTaskQueue(
   const { ca, onWarning = () => {} } = options;
   const connection = await connect(url, ca === undefined ? {} : { ca });
   try {
-    const { channel, info } = await openTaskChannel(connection, queue, { onWarning });
+    const { channel, info } = await new TaskQueue(queue).open(connection, { onWarning });
     await channel.close().catch(() => {});
     return info;
   } finally {

@@ -1,0 +1,52 @@
+/**
+ * Typed events: listeners by event type, each told only the events of its type.
+ *
+ * @module
+ */
+
+/** An event with a `type` naming it. */
+export interface Typed {
+  /** The event's name. */
+  type: string;
+}
+
+/** The events of the union `E`, by their `type`. */
+export type EventMap<E extends Typed> = { [K in E["type"]]: Extract<E, { type: K }> };
+
+/** Listeners of events of the union `E`, by type, and of all of them (`"*"`). */
+export class Emitter<E extends Typed> {
+  #listeners = new Map<string, Set<(event: E) => void>>();
+
+  /**
+   * Calls `listener` for every event of `type` (every event for `"*"`); returns a function that
+   * removes it.
+   */
+  on<K extends E["type"]>(type: K, listener: (event: EventMap<E>[K]) => void): () => void;
+  on(type: "*", listener: (event: E) => void): () => void;
+  on(type: string, listener: (event: never) => void): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, set = new Set());
+    const fn = listener as (event: E) => void;
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  /** Tells the listeners of `event.type` and of `"*"`; a listener that throws does not stop the others. */
+  emit(event: E): void {
+    const typed = this.#listeners.get(event.type);
+    const all = this.#listeners.get("*");
+    if (typed === undefined && all === undefined) return;
+    for (const set of [typed, all]) {
+      for (const listener of set ?? []) {
+        try {
+          listener(event);
+        } catch (error) {
+          // A broken listener must not break the ack path; it is a bug, so it is reported.
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The producer: sends tasks to a task queue and reports each sent only once the broker confirmed
+ * it, one at a time or many pipelined. A channel lost between sends is replaced on the next send.
+ *
+ * @module
+ */
+
+import type { ChannelOpener } from "../amqp.ts";
+import type { TaskQueue } from "../topology/task_queue.ts";
+import { sendAll, type SendAllOptions, type SendAllResult } from "./bulk_send.ts";
+import { type OpenPublisherOptions, type PublishOptions, TaskPublisher } from "./publisher.ts";
+
+/** Options for {@linkcode Producer.send}. */
+export type SendOptions = PublishOptions;
+
+/** Options for {@linkcode Producer.sendMany}. */
+export type SendManyOptions = SendAllOptions;
+
+/** What {@linkcode Producer.sendMany} did. */
+export type SendManyResult = SendAllResult;
+
+/** Options for {@linkcode Connection.createProducer}. */
+export type ProducerOptions = OpenPublisherOptions;
+
+/** What a producer needs of its connection. */
+export type ProducerHost = Parameters<typeof TaskPublisher.open>[0];
+
+/**
+ * Sends tasks to one task queue, made by {@linkcode Connection.createProducer}.
+ *
+ * @example Send a task and a JSON task
+ * ```ts ignore
+ * import { connect, TaskQueue } from "./mod.ts";
+ *
+ * const connection = await connect("amqp://localhost");
+ * const producer = await connection.createProducer(new TaskQueue("task_queue"));
+ * const id = await producer.send("Hello World!");
+ * await producer.sendJson({ to: "ada@example.com", template: "welcome" });
+ * console.log(`sent ${id}`);
+ * await connection.close();
+ * ```
+ */
+export class Producer {
+  /** The queue tasks go to. */
+  readonly queue: TaskQueue;
+  #host: ProducerHost & ChannelOpener;
+  #options: ProducerOptions;
+  #publisher: Promise<TaskPublisher> | undefined;
+  #closed = false;
+
+  /** Made by {@linkcode Connection.createProducer}; not meant to be called directly. */
+  constructor(host: ProducerHost, queue: TaskQueue, options: ProducerOptions = {}) {
+    this.#host = host;
+    this.queue = queue;
+    this.#options = options;
+  }
+
+  /** Opens the channel and declares the queue; sends do it themselves when needed. */
+  async open(): Promise<void> {
+    await this.#open();
+  }
+
+  /**
+   * Sends one task and resolves with its id once the broker has confirmed it: it is then on disk
+   * in the queue (or its replicas).
+   *
+   * @throws {AmqpError} when the broker refuses the task, cannot route it, or no confirm comes in
+   * time; the task must then be treated as not sent (it may still have arrived: send it again
+   * and accept a duplicate, the at-least-once rule).
+   */
+  async send(body: string | Uint8Array, options: SendOptions = {}): Promise<string> {
+    const publisher = await this.#open();
+    return await publisher.publish(body, options);
+  }
+
+  /**
+   * Sends `value` as a JSON task (`content-type: application/json`).
+   *
+   * @throws {TypeError} when `value` cannot be written as JSON.
+   * @throws {AmqpError} as for {@linkcode Producer.send}.
+   */
+  sendJson(value: unknown, options: SendOptions = {}): Promise<string> {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError("Cannot send as JSON: the value has no JSON form");
+    return this.send(text, { contentType: "application/json", ...options });
+  }
+
+  /**
+   * Sends every body of `bodies`, pipelined with a window of unconfirmed tasks, and resolves once
+   * all were confirmed or the first failed. Never throws for a failed task: the result says how
+   * many of the first tasks were all confirmed, so a caller can send again from there.
+   */
+  async sendMany(
+    bodies: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
+    options: SendManyOptions = {},
+  ): Promise<SendManyResult> {
+    return await sendAll(await this.#open(), bodies, options);
+  }
+
+  /** Closes the producer's channel; confirms still outstanding fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const publisher = this.#publisher;
+    this.#publisher = undefined;
+    await publisher?.then((open) => open.close()).catch(() => {});
+  }
+
+  #open(): Promise<TaskPublisher> {
+    if (this.#closed) return Promise.reject(new Error("Cannot send: the producer is closed"));
+    if (this.#publisher) return this.#publisher;
+    const opening = TaskPublisher.open(this.#host, this.queue, this.#options).then((publisher) => {
+      publisher.onClose(() => {
+        if (this.#publisher === opening) this.#publisher = undefined;
+      });
+      return publisher;
+    });
+    opening.catch(() => {
+      if (this.#publisher === opening) this.#publisher = undefined;
+    });
+    this.#publisher = opening;
+    return opening;
+  }
+}

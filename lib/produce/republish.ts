@@ -1,0 +1,70 @@
+/**
+ * Moving a task: a copy published to another queue with extra headers, confirmed before the
+ * original is acked. Every move (retry, park, requeue) is publish-with-confirm first, ack second:
+ * a crash in between gives a duplicate, never a loss.
+ *
+ * @module
+ */
+
+import { type ConfirmChannel, type Message, publishPersistent } from "../amqp.ts";
+import { AmqpError } from "../broker/errors.ts";
+
+/**
+ * The properties a moved task keeps. Not `expiration`: a parked task must not expire from the dead
+ * queue; not `userId`: the broker checks it against the mover's own user.
+ */
+const CARRIED_PROPERTIES = [
+  "messageId",
+  "timestamp",
+  "contentType",
+  "contentEncoding",
+  "correlationId",
+  "replyTo",
+  "type",
+  "appId",
+  "priority",
+] as const;
+
+/**
+ * Publishes a copy of `message` to `target` with extra `headers`, persistent and mandatory, and
+ * resolves once the broker confirmed it. The caller acks the original only after that.
+ *
+ * @throws {AmqpError} when the broker nacks or returns the copy, or the channel closes first.
+ */
+export function republish(
+  channel: ConfirmChannel,
+  target: string,
+  message: Pick<Message, "content" | "properties">,
+  headers: Record<string, unknown>,
+): Promise<void> {
+  const { properties } = message;
+  const options: Record<string, unknown> = { headers: { ...properties.headers, ...headers } };
+  for (const key of CARRIED_PROPERTIES) {
+    if (properties[key] !== undefined) options[key] = properties[key];
+  }
+  return new Promise((resolve, reject) => {
+    let returned = false;
+    const onReturn = (returnedMessage: Message) => {
+      if (returnedMessage.properties.messageId === properties.messageId) returned = true;
+    };
+    channel.on("return", onReturn);
+    const done = (error?: unknown) => {
+      channel.off("return", onReturn);
+      if (error) {
+        reject(
+          new AmqpError(`Cannot move task to "${target}": ${describe(error)}`, { cause: error }),
+        );
+      } else if (returned) reject(new AmqpError(`Cannot move task to "${target}": no such queue`));
+      else resolve();
+    };
+    try {
+      publishPersistent(channel, target, message.content, options, (error) => done(error));
+    } catch (error) {
+      done(error);
+    }
+  });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
