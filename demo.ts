@@ -41,6 +41,7 @@ import { formatSeconds } from "./lib/cli/duration.ts";
 import { AmqpError, describeError } from "./lib/broker/errors.ts";
 import { workDuration } from "./lib/handlers/fake_work.ts";
 import {
+  badInput,
   CA_FLAG,
   type CommandSpec,
   type FlagSpec,
@@ -93,12 +94,12 @@ export function main(args: string[]): Promise<number> {
   return runCommand<DemoConfig>(DEMO_COMMAND, args, {
     configure({ values }) {
       const url = requireString("url", values.url);
-      parseAmqpUrl(url);
+      badInput(() => parseAmqpUrl(url));
       const queue = requireString("queue", values.queue);
-      new TaskQueue(queue);
+      badInput(() => new TaskQueue(queue));
       const dotMs = parseInteger("dot-ms", values["dot-ms"], { min: 0, max: 60_000 });
       const ca = typeof values.ca === "string"
-        ? { path: resolve(values.ca), pem: readCaFile(values.ca) }
+        ? { path: resolve(values.ca), pem: badInput(() => readCaFile(values.ca as string)) }
         : undefined;
       return { broker: { url, ca }, queue, dotMs };
     },

@@ -21,10 +21,12 @@ import { connect, type Producer } from "./mod.ts";
 import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
+  badInput,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
+  MAX_TIMER_MS,
   parseInteger,
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
@@ -88,15 +90,20 @@ export function main(args: string[]): Promise<number> {
     allowPositionals: true,
     configure({ values, positionals }) {
       const url = requireString("url", values.url);
-      parseBrokerList(url);
+      badInput(() => parseBrokerList(url));
       return {
         url,
         queue: taskQueueFromFlags(values),
         message: values.stdin === true ? stdinOnly(positionals) : taskMessage(positionals),
         window: parseInteger("window", values.window, { min: 1, max: 1_000_000 }),
-        confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], { min: 1 }),
+        confirmTimeout: parseInteger("confirm-timeout", values["confirm-timeout"], {
+          min: 1,
+          max: MAX_TIMER_MS,
+        }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
-        ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
+        ca: typeof values.ca === "string"
+          ? badInput(() => readCaFile(values.ca as string))
+          : undefined,
       };
     },
     async run(config) {

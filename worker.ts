@@ -28,10 +28,12 @@ import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
 import { UsageError } from "./lib/broker/errors.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
+  badInput,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
+  MAX_TIMER_MS,
   parseInteger,
   requireString,
   TASK_QUEUE_FLAGS,
@@ -45,7 +47,13 @@ import { execTask } from "./lib/handlers/exec.ts";
 import { fakeWork } from "./lib/handlers/fake_work.ts";
 import { loadHandler } from "./lib/handlers/module.ts";
 import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
-import { describeEvent, isTaskLine, jsonEvent, Summary } from "./lib/observe/worker_output.ts";
+import {
+  describeEvent,
+  isTaskLine,
+  jsonEvent,
+  Summary,
+  terminalSafe,
+} from "./lib/observe/worker_output.ts";
 import type { TaskQueue } from "./lib/topology/task_queue.ts";
 
 /** RabbitMQ's default consumer ack timeout: a task still unacked then has its channel closed. */
@@ -183,7 +191,7 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
   return runCommand<WorkerConfig>(WORKER_COMMAND, args, {
     configure({ values }) {
       const url = requireString("url", values.url);
-      parseBrokerList(url);
+      badInput(() => parseBrokerList(url));
       const concurrency = parseInteger("concurrency", values.concurrency, { min: 1, max: 65535 });
       const kinds = [values.exec, values.handler].filter((value) => value !== undefined);
       if (kinds.length > 1 || (kinds.length > 0 && options.handler)) {
@@ -204,18 +212,29 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
         prefetch: values.prefetch === undefined
           ? concurrency
           : parseInteger("prefetch", values.prefetch, { min: concurrency, max: 65535 }),
-        taskTimeout: parseInteger("task-timeout", values["task-timeout"], { min: 0 }),
-        dotMs: parseInteger("dot-ms", values["dot-ms"], { min: 0 }),
-        shutdownTimeout: parseInteger("shutdown-timeout", values["shutdown-timeout"], { min: 0 }),
+        taskTimeout: parseInteger("task-timeout", values["task-timeout"], {
+          min: 0,
+          max: MAX_TIMER_MS,
+        }),
+        dotMs: parseInteger("dot-ms", values["dot-ms"], { min: 0, max: MAX_TIMER_MS }),
+        shutdownTimeout: parseInteger("shutdown-timeout", values["shutdown-timeout"], {
+          min: 0,
+          max: MAX_TIMER_MS,
+        }),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
-        ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
+        ca: typeof values.ca === "string"
+          ? badInput(() => readCaFile(values.ca as string))
+          : undefined,
         maxTasks: parseInteger("max-tasks", values["max-tasks"], { min: 0 }),
         quiet: values.quiet === true,
         json: values.json === true,
         metricsPort: values["metrics-port"] === undefined
           ? undefined
           : parseInteger("metrics-port", values["metrics-port"], { min: 0, max: 65535 }),
-        summaryInterval: parseInteger("summary-interval", values["summary-interval"], { min: 0 }),
+        summaryInterval: parseInteger("summary-interval", values["summary-interval"], {
+          min: 0,
+          max: Math.floor(MAX_TIMER_MS / 1000),
+        }),
       };
     },
     async run(config) {
@@ -335,8 +354,8 @@ async function chooseHandler(config: WorkerConfig, print: LineWriter): Promise<T
       signal,
       onOutput: (stream, line) => {
         if (config.json) print.out(jsonEvent({ type: "output", stream, line }));
-        else if (stream === "stdout") print.out(line);
-        else print.err(line);
+        else if (stream === "stdout") print.out(terminalSafe(line));
+        else print.err(terminalSafe(line));
       },
     });
 }

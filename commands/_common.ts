@@ -8,6 +8,7 @@
 import type { RecoveringChannelModel } from "../lib/amqp.ts";
 import { connect, parseBrokerList, readCaFile } from "../lib/broker/connection.ts";
 import {
+  badInput,
   type ParsedFlags,
   parseInteger,
   requireString,
@@ -25,12 +26,12 @@ export interface Common {
 
 export function common({ values }: ParsedFlags): Common {
   const url = requireString("url", values.url);
-  parseBrokerList(url);
+  badInput(() => parseBrokerList(url));
   return {
     url,
     queue: taskQueueFromFlags(values),
     heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
-    ca: typeof values.ca === "string" ? readCaFile(values.ca) : undefined,
+    ca: typeof values.ca === "string" ? badInput(() => readCaFile(values.ca as string)) : undefined,
   };
 }
 

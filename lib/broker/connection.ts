@@ -12,7 +12,7 @@ import {
   type RecoveringChannelModel,
 } from "amqplib";
 import { AmqpError, describeError, replyCode } from "./errors.ts";
-import { displayUrl, parseAmqpUrl } from "./url.ts";
+import { displayUrl, maskUrl, parseAmqpUrl } from "./url.ts";
 
 /** A reconnect that is about to happen, for logging. */
 export interface ReconnectInfo {
@@ -192,7 +192,14 @@ export async function connect(
 export function parseBrokerList(urls: string): URL[] {
   const list = urls.split(",").map((url) => url.trim()).filter((url) => url !== "");
   if (list.length === 0) throw new TypeError("Invalid broker URL: none given");
-  return list.map(parseAmqpUrl);
+  try {
+    return list.map(parseAmqpUrl);
+  } catch (error) {
+    if (list.length === 1) throw error;
+    // A "," may have cut a password in two: the pieces would show parts of it.
+    const why = (error as Error).message.replace(/^Invalid broker URL "[^"]*": /, "");
+    throw new TypeError(`Invalid broker URL list "${maskUrl(urls)}": ${why}`);
+  }
 }
 
 // The object form of an address for amqplib, so that it can be swapped between attempts.

@@ -14,21 +14,40 @@ export const DEFAULT_URL = "amqp://localhost:5672";
  * @throws {TypeError} when it is not.
  */
 export function parseAmqpUrl(url: string): URL {
+  const invalid = (why: string) => new TypeError(`Invalid broker URL "${maskUrl(url)}": ${why}`);
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new TypeError(`Invalid broker URL "${redactSecrets(url)}": not a URL`);
+    throw invalid("not a URL");
   }
   if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
-    throw new TypeError(
-      `Invalid broker URL "${redactSecrets(url)}": the scheme must be amqp:// or amqps://`,
-    );
+    throw invalid("the scheme must be amqp:// or amqps://");
   }
-  if (parsed.hostname === "") {
-    throw new TypeError(`Invalid broker URL "${redactSecrets(url)}": no host`);
+  if (parsed.hostname === "") throw invalid("no host");
+  for (const part of [parsed.username, parsed.password, parsed.pathname]) {
+    try {
+      decodeURIComponent(part);
+    } catch {
+      throw invalid("a %-escape in the user, password or vhost is not valid (write % as %25)");
+    }
   }
   return parsed;
+}
+
+/**
+ * A URL that may not parse, as it can be shown in an error: anything that could be a password
+ * hidden, whatever the parse failure (an unencoded `@`, `/` or `,` in a password included).
+ * `amqp://u:pa/ss@rabbit` -> `amqp://***@rabbit`.
+ */
+export function maskUrl(text: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? "";
+  const at = text.lastIndexOf("@");
+  if (at >= 0) return `${scheme}***@${text.slice(at + 1)}`;
+  // No "@" left (a list cut inside a password): "user:" and a non-numeric "port" is a secret.
+  const rest = text.slice(scheme.length);
+  const colon = /^([^:/?#]*):(?!\d*(?:[/?#]|$))/.exec(rest);
+  return colon ? `${scheme}${colon[1]}:***` : text;
 }
 
 /**

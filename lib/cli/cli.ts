@@ -6,6 +6,7 @@
  */
 
 import { AmqpError, describeError, UsageError } from "../broker/errors.ts";
+import { redactSecrets } from "../broker/url.ts";
 import { type CommandSpec, formatHelp, type ParsedFlags, parseFlags } from "./flags.ts";
 
 /** Exit codes, as documented in the README. */
@@ -41,7 +42,8 @@ export async function runCommand<C>(
     }
     config = options.configure(flags);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof TypeError || error instanceof RangeError) {
+    // Only errors raised for bad input are usage errors; any other is a bug, with its stack.
+    if (error instanceof UsageError) {
       console.error(`${describeError(error)}\nUsage: ${command.usage} (see --help)`);
       return EXIT.usage;
     }
@@ -57,7 +59,9 @@ export async function runCommand<C>(
     if (error instanceof AmqpError) {
       console.error(describeError(error));
     } else {
-      console.error(`Unexpected error: ${describeError(error)}`);
+      // A bug: the whole stack is the bug report (credentials still removed).
+      const text = error instanceof Error ? error.stack ?? error.message : String(error);
+      console.error(`Unexpected error: ${redactSecrets(text)}`);
     }
     return EXIT.failure;
   }

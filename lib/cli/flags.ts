@@ -107,6 +107,9 @@ function cleanParseError(message: string): string {
     .replace(/\.$/, "");
 }
 
+/** The longest time a flag may give in milliseconds: Deno's timers fire at once beyond it. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /**
  * Reads an integer flag value.
  *
@@ -271,6 +274,22 @@ export function taskQueueFromFlags(values: ParsedFlags["values"]): TaskQueue {
     return new TaskQueue(queue, options);
   } catch (error) {
     if (error instanceof RangeError || error instanceof TypeError) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Runs a check of user input from the library, whose `TypeError` or `RangeError` then means bad
+ * input: it becomes a {@linkcode UsageError} (exit 2). The same errors raised anywhere else are
+ * bugs, and are reported as such.
+ */
+export function badInput<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) {
       throw new UsageError(error.message);
     }
     throw error;

@@ -8,6 +8,9 @@
 import type { Task } from "../consume/task.ts";
 import { readLines } from "../io/read_lines.ts";
 
+/** Variables of the worker's environment that a task's command never sees. */
+export const CREDENTIAL_VARIABLES = ["AMQP_URL", "AMQP_URL_FILE", "AMQP_MANAGEMENT_URL"] as const;
+
 /** Options for {@linkcode execTask}. */
 export interface ExecTaskOptions {
   /**
@@ -29,7 +32,8 @@ export interface ExecTaskOptions {
 
 /**
  * Runs `command` through `sh -c` for `task`: the body on stdin, and `TASK_ID`, `TASK_ATTEMPT`,
- * `TASK_REDELIVERED` in the environment. Resolves when it exits 0.
+ * `TASK_REDELIVERED` in the environment, which is the worker's without
+ * {@linkcode CREDENTIAL_VARIABLES}. Resolves when it exits 0.
  *
  * @throws {Error} whose message is the failure reason: `exit code 3`, `signal SIGSEGV`,
  * `cannot start sh: ...`, or the abort reason when `signal` stopped it.
@@ -44,7 +48,9 @@ export async function execTask(
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("sh", {
-      args: ["-c", command],
+      // The command is often code the operator does not control: it must not find the broker's
+      // credentials in its environment. The outer shell drops them and becomes the command.
+      args: ["-c", `unset ${CREDENTIAL_VARIABLES.join(" ")}; exec sh -c "$1"`, "sh", command],
       env: {
         TASK_ID: task.id,
         TASK_ATTEMPT: String(task.attempt),

@@ -6,19 +6,37 @@
  */
 
 import type { WorkerEvent } from "../consume/worker.ts";
+import { escapeText } from "./parked_format.ts";
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+/** The most characters of a body a ` [x] Received` line shows. */
+export const PREVIEW_CHARS = 200;
 
-/** A task body as it can be shown on one line: text as is, anything else as its size. */
+// Anything a terminal could act on: C0/C1 controls, bidi overrides and other format characters.
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}]/u;
+
+/** `text` as it may reach a terminal: control and format characters escaped (`\u{1b}`). */
+export function terminalSafe(text: string): string {
+  return UNSAFE.test(text) ? escapeText(text) : text;
+}
+
+/**
+ * A task body as it can be shown on one line: UTF-8 text with anything unsafe escaped, cut after
+ * {@linkcode PREVIEW_CHARS} characters with the full size shown; other bytes as their size.
+ */
 export function preview(body: Uint8Array): string {
+  // Only the start is decoded: a 5 MB task costs no more to show than a short one.
+  const head = body.subarray(0, PREVIEW_CHARS * 4 + 4);
   let text: string;
   try {
-    text = strictUtf8.decode(body);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(head, {
+      stream: head.length < body.length,
+    });
   } catch {
     return `<${body.length} bytes>`;
   }
-  // deno-lint-ignore no-control-regex
-  return /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text) ? `<${body.length} bytes>` : text;
+  const chars = [...text];
+  if (chars.length <= PREVIEW_CHARS && head.length === body.length) return terminalSafe(text);
+  return `${terminalSafe(chars.slice(0, PREVIEW_CHARS).join(""))}... (${body.length} bytes)`;
 }
 
 /**
@@ -33,13 +51,19 @@ export function describeEvent(event: WorkerEvent, tries: number): string | undef
     case "done":
       return " [x] Done";
     case "retried":
-      return ` [!] Task ${event.id} failed (${event.reason}), attempt ${event.attempt} of ${tries}; retrying in ${event.delayMs} ms`;
+      return ` [!] Task ${terminalSafe(event.id)} failed (${
+        terminalSafe(event.reason)
+      }), attempt ${event.attempt} of ${tries}; retrying in ${event.delayMs} ms`;
     case "dead_lettered":
-      return ` [!] Task ${event.id} failed (${event.reason}) after ${event.attempts} attempts; parked in ${event.queue}`;
+      return ` [!] Task ${terminalSafe(event.id)} failed (${
+        terminalSafe(event.reason)
+      }) after ${event.attempts} attempts; parked in ${terminalSafe(event.queue)}`;
     case "requeued":
-      return ` [!] Task ${event.id} failed (${event.reason}); back to the queue`;
+      return ` [!] Task ${terminalSafe(event.id)} failed (${
+        terminalSafe(event.reason)
+      }); back to the queue`;
     case "warning":
-      return event.message;
+      return terminalSafe(event.message);
     case "connection_lost":
       return `Lost the connection to the broker (${event.reason}); reconnecting`;
     case "reconnecting":
@@ -51,7 +75,9 @@ export function describeEvent(event: WorkerEvent, tries: number): string | undef
     case "consumer_cancelled":
       return "The broker cancelled the consumer (queue deleted?); declaring the queue again";
     case "stale_delivery":
-      return `Task ${event.id} finished after its channel was lost; the broker will redeliver it`;
+      return `Task ${
+        terminalSafe(event.id)
+      } finished after its channel was lost; the broker will redeliver it`;
     case "consuming":
     case "state":
       return undefined;

@@ -1,0 +1,167 @@
+/**
+ * Hostile input, one test per class: credentials kept out of output and out of task commands,
+ * bytes from messages kept off the terminal, and bad values refused with one line and exit 2.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { rabbitmqctl } from "./_broker_admin.ts";
+import {
+  openBroker,
+  queueCounts,
+  runScript,
+  startScript,
+  startWorker,
+  uniqueQueue,
+  waitUntil,
+} from "./_helpers.ts";
+
+const SECRET = `Pw${crypto.randomUUID().replaceAll("-", "")}`;
+
+/** Declares `queue` as the tutorial does and publishes `body` with message id `id`, confirmed. */
+async function publishWithId(queue: string, body: string, id: string): Promise<void> {
+  await using broker = await openBroker();
+  const channel = await broker.connection.createConfirmChannel();
+  await channel.assertQueue(queue, { durable: true });
+  channel.sendToQueue(queue, Buffer.from(body), { persistent: true, messageId: id });
+  await channel.waitForConfirms();
+  await channel.close();
+}
+
+function assertOneLine(stderr: string, pattern: RegExp): void {
+  const lines = stderr.trim().split("\n");
+  assert.match(lines[0]!, pattern);
+  assert.ok(lines.length <= 2, `one line (and the usage hint), got:\n${stderr}`);
+  assert.doesNotMatch(stderr, /^\s+at /m, "no stack trace");
+}
+
+Deno.test("an --exec command's environment has no broker credentials", async () => {
+  const queue = uniqueQueue("env");
+  const user = `envtest_${crypto.randomUUID().slice(0, 8)}`;
+  const out = await Deno.makeTempDir();
+  await rabbitmqctl("add_user", user, SECRET);
+  await rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*");
+  try {
+    await using worker = startScript(
+      "worker.ts",
+      ["--queue", queue, "--exec", 'env > "$OUT/env"'],
+      { env: { AMQP_URL: `amqp://${user}:${SECRET}@127.0.0.1:5672`, OUT: out } },
+    );
+    await worker.waitForLines(/Waiting for messages/);
+    await using broker = await openBroker();
+    await publishWithId(queue, "x", "task-1");
+    await worker.waitForLines(/^ \[x\] Done$/);
+    const env = await Deno.readTextFile(`${out}/env`);
+    assert.match(env, /^TASK_ID=/m, "the task's own variables are there");
+    assert.doesNotMatch(env, new RegExp(SECRET), "the password is not");
+    assert.doesNotMatch(env, /^AMQP_URL=/m);
+    worker.kill("SIGTERM");
+    assert.equal((await worker.status()).code, 0);
+    assert.doesNotMatch([...worker.stdout, ...worker.stderr].join("\n"), new RegExp(SECRET));
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  } finally {
+    await rabbitmqctl("delete_user", user).catch(() => {});
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("a broker URL with an unencoded , / or bad %-escape in its password is refused without showing it", async () => {
+  for (
+    const url of [
+      `amqp://guest:${SECRET.slice(0, 10)},${SECRET.slice(10)}@127.0.0.1:5672`,
+      `amqp://guest:${SECRET.slice(0, 10)}/${SECRET.slice(10)}@127.0.0.1:5672`,
+      `amqp://guest:${SECRET}%zz@127.0.0.1:5672`,
+    ]
+  ) {
+    for (const script of ["new_task.ts", "worker.ts"]) {
+      const result = await runScript(
+        script,
+        ["--queue", uniqueQueue("url"), "x"].slice(
+          0,
+          script === "worker.ts" ? 2 : 3,
+        ),
+        { env: { AMQP_URL: url } },
+      );
+      assert.equal(result.code, 2, `${script} ${url}: ${result.stderr}`);
+      assertOneLine(result.stderr, /^Invalid broker URL/);
+      for (const part of [SECRET.slice(0, 10), SECRET.slice(10)]) {
+        assert.ok(!(result.stdout + result.stderr).includes(part), `${script} showed ${part}`);
+      }
+    }
+  }
+});
+
+Deno.test("control characters in a task's id or body never reach the worker's terminal lines raw; --json stays exact", async () => {
+  const queue = uniqueQueue("ctl");
+  const body = "fine\x1b]0;pwned\x07\r [x] Done\n\u202etxt.exe\x9b";
+  const id = "id\x1b[2J\r";
+  try {
+    await using broker = await openBroker();
+    await publishWithId(queue, body, id);
+    await publishWithId(queue, body, id);
+    await using human = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--max-tasks",
+      "1",
+      "--exec",
+      `printf '%s' "$TASK_ID"; exit 3`,
+      "--max-retries",
+      "0",
+    ]);
+    assert.equal((await human.status()).code, 0);
+    const text = [...human.stdout, ...human.stderr].join("\n");
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(text, /[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202e]/);
+    assert.ok(text.includes(String.raw`\u{1b}]0;pwned\u{7}\r [x] Done\n\u{202e}`), text);
+    assert.equal(human.stdout.filter((line) => line === " [x] Done").length, 0);
+    await using json = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--max-tasks",
+      "1",
+      "--json",
+      "--dot-ms",
+      "0",
+    ]);
+    assert.equal((await json.status()).code, 0);
+    const received = json.stdout.map((line) => JSON.parse(line)).find((e) =>
+      e.event === "received"
+    );
+    assert.equal(received.id, id, "JSON carries the id exactly");
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  } finally {
+    await using broker = await openBroker();
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
+
+Deno.test("a long body is cut in the Received line, with its full size", async () => {
+  const queue = uniqueQueue("long");
+  await using broker = await openBroker();
+  try {
+    await publishWithId(queue, "a".repeat(5_000_000), "long");
+    await using worker = await startWorker(queue, ["--dot-ms", "0", "--max-tasks", "1"]);
+    assert.equal((await worker.status()).code, 0);
+    const line = worker.matching(/Received/)[0]!;
+    assert.ok(line.length < 400, `cut: ${line.length} chars`);
+    assert.match(line, /\.\.\. \(5000000 bytes\)'$/);
+    await waitUntil("the task acked", async () => (await queueCounts(queue))?.ready === 0);
+  } finally {
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
+
+Deno.test("durations past what a timer can wait, and a retry delay past the schedule's cap, are usage errors", async () => {
+  const cases: [string, string[]][] = [
+    ["new_task.ts", ["--confirm-timeout", "3000000000", "x"]],
+    ["worker.ts", ["--shutdown-timeout", "3000000000"]],
+    ["worker.ts", ["--task-timeout", "3000000000"]],
+    ["worker.ts", ["--retry-delay", "600001"]],
+  ];
+  for (const [script, args] of cases) {
+    const result = await runScript(script, ["--queue", uniqueQueue("dur"), ...args]);
+    assert.equal(result.code, 2, `${script} ${args.join(" ")}: ${result.stderr}`);
+    assertOneLine(result.stderr, /^Invalid value "\d+" for --[a-z-]+: expected a whole number/);
+  }
+});
