@@ -21,6 +21,7 @@ import { connect, type Producer } from "./mod.ts";
 import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
+  ALLOW_LOSSY_FLAG,
   badInput,
   CA_FLAG,
   type CommandSpec,
@@ -47,6 +48,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
     URL_FLAG,
     QUEUE_FLAG,
     QUEUE_TYPE_FLAG,
+    ALLOW_LOSSY_FLAG,
     {
       name: "stdin",
       kind: "boolean",

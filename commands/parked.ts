@@ -8,6 +8,7 @@
 import { EXIT, runCommand } from "../lib/cli/cli.ts";
 import { UsageError } from "../lib/broker/errors.ts";
 import {
+  ALLOW_LOSSY_FLAG,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -54,6 +55,7 @@ export const REQUEUE_COMMAND: CommandSpec = {
     URL_FLAG,
     QUEUE_FLAG,
     QUEUE_TYPE_FLAG,
+    ALLOW_LOSSY_FLAG,
     {
       name: "limit",
       kind: "string",

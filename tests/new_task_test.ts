@@ -37,7 +37,7 @@ Deno.test("new_task.ts uses a queue that exists with other arguments instead of 
   const queue = uniqueQueue("foreign");
   await using broker = await openBroker();
   const channel = await broker.connection.createChannel();
-  await channel.assertQueue(queue, { durable: true, arguments: { "x-max-length": 1000 } });
+  await channel.assertQueue(queue, { durable: true, arguments: { "x-max-priority": 5 } });
   await channel.close();
   try {
     const result = await runScript("new_task.ts", ["--queue", queue, "task"]);

@@ -181,7 +181,7 @@ Deno.test("worker.ts uses a queue that exists with other arguments", async () =>
   const queue = uniqueQueue("foreign");
   await using broker = await openBroker();
   const channel = await broker.connection.createChannel();
-  await channel.assertQueue(queue, { durable: true, arguments: { "x-message-ttl": 60_000 } });
+  await channel.assertQueue(queue, { durable: true, arguments: { "x-max-priority": 5 } });
   await channel.close();
   try {
     await using worker = await startWorker(queue, ["--dot-ms", "0"]);

@@ -241,12 +241,21 @@ export const RETRY_DELAY_FLAG: FlagSpec = {
     "Wait before the first retry, doubled for each further one up to 10 minutes (600000, also its largest value).",
 };
 
+/** `--allow-lossy-queue`: the opt-in for queues that can drop tasks. */
+export const ALLOW_LOSSY_FLAG: FlagSpec = {
+  name: "allow-lossy-queue",
+  kind: "boolean",
+  description:
+    "Use a task queue or dead queue that another program declared so that it can drop tasks (a TTL, a length limit that drops, auto-delete, not durable) instead of refusing it with exit 1. Tasks can then be lost.",
+};
+
 /** The flags that describe the task queue and its policy, in the order help shows them. */
 export const TASK_QUEUE_FLAGS: readonly FlagSpec[] = [
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
   MAX_RETRIES_FLAG,
   RETRY_DELAY_FLAG,
+  ALLOW_LOSSY_FLAG,
 ];
 
 /**
@@ -259,7 +268,8 @@ export function taskQueueFromFlags(values: ParsedFlags["values"]): TaskQueue {
   const queue = requireString("queue", values.queue);
   const options: TaskQueueOptions = {};
   if (values["queue-type"] !== undefined) {
-    options.type = parseQueueType(requireString("queue-type", values["queue-type"]));
+    const type = requireString("queue-type", values["queue-type"]);
+    options.type = badInput(() => parseQueueType(type));
   }
   if (values["max-retries"] !== undefined) {
     options.maxRetries = parseInteger("max-retries", values["max-retries"], { min: 0, max: 1000 });
@@ -270,6 +280,7 @@ export function taskQueueFromFlags(values: ParsedFlags["values"]): TaskQueue {
       max: 600_000,
     });
   }
+  if (values["allow-lossy-queue"] === true) options.allowLossy = true;
   try {
     return new TaskQueue(queue, options);
   } catch (error) {

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Channel, type ChannelModel, consumeManual, setPrefetch } from "../amqp.ts";
 import { reconnectDelay, type ReconnectInfo } from "../broker/connection.ts";
-import { describeError, replyCode } from "../broker/errors.ts";
+import { describeError } from "../broker/errors.ts";
 import { Emitter, type EventMap } from "../observe/emitter.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import { AckBatch } from "./ack_batch.ts";
@@ -313,14 +313,10 @@ export class Worker {
       }, 0);
     });
     try {
-      try {
-        await queue.declareDead(await mover.channel());
-      } catch (error) {
-        // A dead queue made with other arguments is used as it is, like the task queue.
-        if (replyCode(error) !== 406) throw error;
-        await mover.close();
-        await (await mover.channel()).checkQueue(queue.deadQueue);
-      }
+      // Checked like the task queue: a dead queue that could drop parked tasks is refused.
+      await queue.openDead(model, {
+        onWarning: (message) => this.#emit({ type: "warning", message }),
+      });
       await setPrefetch(channel, this.#prefetch);
       subscription.consumerTag = await consumeManual(
         channel,

@@ -9,12 +9,11 @@
 import {
   type Channel,
   type ChannelOpener,
-  checkDeclared,
   type ConfirmChannel,
   declareDurable,
-  openChannel,
   type QueueInfo,
 } from "../amqp.ts";
+import { declareOrAdopt } from "./existing_queue.ts";
 import { AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
 
 /** The tutorial's queue name, shared with its Python and Java programs. */
@@ -53,6 +52,13 @@ export interface TaskQueueOptions {
    * @default {600000}
    */
   maxRetryDelay?: number;
+  /**
+   * Use a task queue or dead queue that another program declared so that it can drop tasks (a
+   * TTL, a length limit that drops, auto-delete, not durable) instead of refusing it. Tasks may
+   * then be lost: only for queues whose losses are intended.
+   * @default {false}
+   */
+  allowLossy?: boolean;
 }
 
 /** A channel on which the task queue is known to exist. */
@@ -101,6 +107,8 @@ export class TaskQueue {
   readonly retryDelay: number;
   /** The longest wait between two tries, in milliseconds. */
   readonly maxRetryDelay: number;
+  /** Whether a queue that can drop tasks is used rather than refused. */
+  readonly allowLossy: boolean;
 
   /**
    * Describes the task queue `name`; nothing is declared until it is used.
@@ -110,8 +118,13 @@ export class TaskQueue {
    * @throws {TypeError} when the type is not one of {@linkcode QUEUE_TYPES}.
    */
   constructor(name: string = DEFAULT_QUEUE, options: TaskQueueOptions = {}) {
-    const { type = "classic", maxRetries = 3, retryDelay = 1000, maxRetryDelay = 600_000 } =
-      options;
+    const {
+      type = "classic",
+      maxRetries = 3,
+      retryDelay = 1000,
+      maxRetryDelay = 600_000,
+      allowLossy = false,
+    } = options;
     parseQueueType(type);
     checkWhole("maxRetries", maxRetries, 0, 1000);
     checkWhole("maxRetryDelay", maxRetryDelay, 1, 2_147_483_647);
@@ -121,6 +134,7 @@ export class TaskQueue {
     this.maxRetries = maxRetries;
     this.retryDelay = retryDelay;
     this.maxRetryDelay = maxRetryDelay;
+    this.allowLossy = allowLossy;
     checkName(name);
     const derived = [this.deadQueue, ...this.retryQueues];
     const longest = derived.reduce((a, b) => byteLength(b) > byteLength(a) ? b : a);
@@ -232,24 +246,28 @@ export class TaskQueue {
   async open(connection: ChannelOpener, options?: OpenOptions): Promise<TaskChannel<Channel>>;
   async open(connection: ChannelOpener, options: OpenOptions = {}): Promise<TaskChannel<Channel>> {
     const { confirm = false, onWarning = () => {} } = options;
-    const first = await openChannel(connection, confirm);
-    try {
-      return { channel: first, info: await this.declare(first) };
-    } catch (error) {
-      if (!(error instanceof AmqpError) || error.code !== 406) throw error;
-      const second = await openChannel(connection, confirm);
-      try {
-        const info = await checkDeclared(second, this.name);
-        onWarning(this.#mismatchWarning(brokerReason(error.cause)));
-        return { channel: second, info };
-      } catch (checkError) {
-        await second.close().catch(() => {});
-        throw new AmqpError(`Cannot use queue "${this.name}": ${brokerReason(checkError)}`, {
-          cause: checkError,
-          code: replyCode(checkError),
-        });
-      }
-    }
+    return await declareOrAdopt(connection, this.name, this.#typeArguments(), {
+      confirm,
+      onWarning,
+      allowLossy: this.allowLossy,
+      askedType: this.type,
+    });
+  }
+
+  /**
+   * Makes sure the dead queue exists on a channel of its own, closed again, with the checks of
+   * {@linkcode TaskQueue.open}: a dead queue that could drop parked tasks is refused.
+   */
+  async openDead(
+    connection: ChannelOpener,
+    options: Omit<OpenOptions, "confirm"> = {},
+  ): Promise<void> {
+    const { channel } = await declareOrAdopt(connection, this.deadQueue, this.#typeArguments(), {
+      onWarning: options.onWarning ?? (() => {}),
+      allowLossy: this.allowLossy,
+      askedType: this.type,
+    });
+    await channel.close().catch(() => {});
   }
 
   /** The name, for messages. */
@@ -259,13 +277,6 @@ export class TaskQueue {
 
   #typeArguments(): Record<string, unknown> | undefined {
     return this.type === "classic" ? undefined : { "x-queue-type": this.type };
-  }
-
-  #mismatchWarning(reason: string): string {
-    const types = typeMismatch(reason);
-    return types
-      ? `Queue "${this.name}" is a ${types.existing} queue, not ${types.asked} as asked; using it as it is`
-      : `Queue "${this.name}" exists with other arguments; using it as it is (${reason}). To have it declared as the tutorial does, delete it: rabbitmqctl delete_queue ${this.name}`;
   }
 }
 
@@ -280,15 +291,6 @@ export function parseQueueType(value: string): QueueType {
     throw new TypeError(`Invalid queue type "${value}": expected ${QUEUE_TYPES.join(" or ")}`);
   }
   return type;
-}
-
-// The broker names the type it has and the one asked for; "none" means a classic queue.
-function typeMismatch(reason: string): { asked: string; existing: string } | undefined {
-  const match =
-    /'x-queue-type'.*received (none|the value '(\w+)').* but current is (none|the value '(\w+)')/
-      .exec(reason);
-  if (!match) return undefined;
-  return { asked: match[2] ?? "classic", existing: match[4] ?? "classic" };
 }
 
 function checkName(queue: string): void {

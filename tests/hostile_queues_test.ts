@@ -1,0 +1,110 @@
+/**
+ * Queues another program left in an odd state: a task queue or dead queue that could drop what
+ * it holds is refused, with one line and exit 1, unless the user opts in.
+ */
+
+import assert from "node:assert/strict";
+import { openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
+
+/** Declares `queue` as another program would, with `options`. */
+async function predeclare(queue: string, options: Record<string, unknown>): Promise<void> {
+  await using broker = await openBroker();
+  const channel = await broker.connection.createChannel();
+  await channel.assertQueue(queue, options);
+  await channel.close();
+}
+
+/** Deletes queues whether or not they exist. */
+async function remove(...queues: string[]): Promise<void> {
+  await using broker = await openBroker();
+  const channel = await broker.connection.createChannel();
+  for (const queue of queues) await channel.deleteQueue(queue);
+  await channel.close();
+}
+
+const LOSSY: [string, Record<string, unknown>, RegExp][] = [
+  ["ttl", { durable: true, arguments: { "x-message-ttl": 1 } }, /its tasks expire/],
+  ["length", { durable: true, arguments: { "x-max-length": 1 } }, /drops its oldest tasks/],
+  ["autodelete", { durable: true, autoDelete: true }, /auto-delete/],
+  ["transient", { durable: false }, /not durable/],
+  [
+    "quorumttl",
+    { durable: true, arguments: { "x-queue-type": "quorum", "x-message-ttl": 1000 } },
+    /its tasks expire/,
+  ],
+];
+
+Deno.test("new_task.ts refuses a task queue that can drop tasks, sends nothing, and sends with --allow-lossy-queue", async () => {
+  for (const [label, options, why] of LOSSY) {
+    const queue = uniqueQueue(`lossy_${label}`);
+    try {
+      await predeclare(queue, options);
+      const refused = await runScript("new_task.ts", ["--queue", queue, "Task."]);
+      assert.equal(refused.code, 1, `${label}: ${refused.stderr}`);
+      assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`^Refusing queue "${queue}": `));
+      assert.match(refused.stderr, why);
+      assert.equal(refused.stdout, "", "nothing reported sent");
+      if (label === "ttl" || label === "autodelete") continue; // what it holds would not stay
+      await using broker = await openBroker();
+      assert.equal(await broker.ready(queue), 0, "nothing sent");
+      const allowed = await runScript("new_task.ts", [
+        "--queue",
+        queue,
+        "--allow-lossy-queue",
+        "Task.",
+      ]);
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.match(allowed.stderr, /can lose tasks/);
+      assert.equal(await broker.ready(queue), 1);
+    } finally {
+      await remove(queue);
+    }
+  }
+});
+
+Deno.test("worker.ts refuses a dead queue with a TTL: exit 1 before taking a task, the task stays queued", async () => {
+  const queue = uniqueQueue("deadttl");
+  try {
+    await predeclare(queue, { durable: true });
+    await predeclare(`${queue}.dead`, { durable: true, arguments: { "x-message-ttl": 1 } });
+    await using broker = await openBroker();
+    await broker.publish(queue, "fails");
+    await using worker = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--exec",
+      "exit 7",
+      "--max-retries",
+      "0",
+    ]);
+    const status = await worker.status();
+    assert.equal(status.code, 1, worker.stderr.join("\n"));
+    assert.match(
+      worker.stderr.join("\n"),
+      new RegExp(`Refusing queue "${queue}\\.dead": its tasks expire`),
+    );
+    assert.ok(!worker.stdout.some((line) => /parked/.test(line)));
+    assert.equal(await broker.ready(queue), 1, "the task was not taken");
+  } finally {
+    await remove(queue, `${queue}.dead`);
+  }
+});
+
+Deno.test("a queue with a length limit that rejects publishes is not lossy: used with a warning", async () => {
+  const queue = uniqueQueue("reject");
+  try {
+    await predeclare(queue, {
+      durable: true,
+      arguments: { "x-max-length": 10, "x-overflow": "reject-publish" },
+    });
+    const result = await runScript("new_task.ts", ["--queue", queue, "Task."]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /exists with other arguments; using it as it is \(x-max-length 10, x-overflow reject-publish\)/,
+    );
+  } finally {
+    await remove(queue);
+  }
+});
