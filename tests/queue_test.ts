@@ -259,7 +259,9 @@ Deno.test("queue.ts requeue moves parked tasks back with their tries reset, and 
       ["rq-3", "Task 3."],
     ]);
     for (const task of back) {
-      assert.deepEqual(task.headers, { [TASK_HEADERS.attempts]: 0 }, "a fresh start");
+      const { [TASK_HEADERS.move]: moveId, ...headers } = task.headers;
+      assert.equal(typeof moveId, "string", "each move is marked as its own");
+      assert.deepEqual(headers, { [TASK_HEADERS.attempts]: 0 }, "a fresh start");
     }
 
     await using worker = await startWorker(queue, ["--dot-ms", "1"]);

@@ -67,7 +67,7 @@ export async function runTask(
   policy: FailurePolicy,
   onEvent: (event: TaskEvent) => void,
 ): Promise<void> {
-  const task = taskOf(delivery.message, attemptsSoFar(delivery.message) + 1);
+  const task = taskOf(delivery.message, attemptsSoFar(delivery.message, policy.queue.name) + 1);
   onEvent({
     type: "received",
     id: task.id,

@@ -14,7 +14,7 @@ import { Buffer } from "node:buffer";
 import { ack, type Channel, type ChannelOpener, checkQueue } from "../amqp.ts";
 import type { GetMessage } from "amqplib";
 import { republish } from "../produce/republish.ts";
-import { attemptsSoFar, TASK_HEADERS } from "../topology/task_headers.ts";
+import { recordedAttempts, TASK_HEADERS } from "../topology/task_headers.ts";
 import type { OpenOptions, TaskQueue } from "../topology/task_queue.ts";
 import { AmqpError, brokerReason, describeError, replyCode } from "../broker/errors.ts";
 
@@ -251,7 +251,7 @@ export function parkedTask(message: Pick<GetMessage, "content" | "properties">):
   return {
     id: typeof id === "string" && id !== "" ? id : undefined,
     body: message.content,
-    attempts: attemptsSoFar(message),
+    attempts: recordedAttempts(message.properties.headers),
     reason: headerText(headers[TASK_HEADERS.reason]),
     failedAt: headerText(headers[TASK_HEADERS.failedAt]),
     worker: headerText(headers[TASK_HEADERS.worker]),

@@ -8,6 +8,10 @@
 
 import { type ConfirmChannel, type Message, publishPersistent } from "../amqp.ts";
 import { AmqpError } from "../broker/errors.ts";
+import { BROKER_HEADERS, TASK_HEADERS } from "../topology/task_headers.ts";
+
+/** The header that tells one move's return from another's. */
+const MOVE_HEADER = TASK_HEADERS.move;
 
 /**
  * The properties a moved task keeps. Not `expiration`: a parked task must not expire from the dead
@@ -38,14 +42,20 @@ export function republish(
   headers: Record<string, unknown>,
 ): Promise<void> {
   const { properties } = message;
-  const options: Record<string, unknown> = { headers: { ...properties.headers, ...headers } };
+  const moveId = crypto.randomUUID();
+  const copied: Record<string, unknown> = { ...properties.headers, ...headers };
+  for (const name of BROKER_HEADERS) delete copied[name];
+  // Returns are matched by a header of this move alone: tasks without a message id (the
+  // tutorial's Python producer sets none) must not match each other's returns.
+  copied[MOVE_HEADER] = moveId;
+  const options: Record<string, unknown> = { headers: copied };
   for (const key of CARRIED_PROPERTIES) {
     if (properties[key] !== undefined) options[key] = properties[key];
   }
   return new Promise((resolve, reject) => {
     let returned = false;
     const onReturn = (returnedMessage: Message) => {
-      if (returnedMessage.properties.messageId === properties.messageId) returned = true;
+      if (returnedMessage.properties.headers?.[MOVE_HEADER] === moveId) returned = true;
     };
     channel.on("return", onReturn);
     const done = (error?: unknown) => {

@@ -19,17 +19,48 @@ export const TASK_HEADERS = {
   worker: "task-worker",
   /** The queue the task belongs to, so it can be requeued. */
   queue: "task-queue",
+  /** Unique to each move of the task, so that a returned copy is known as this move's. */
+  move: "task-move-id",
 } as const;
 
 /**
- * Tries made so far on a delivered task (0 for a new task): those recorded by earlier retries,
- * plus, on a quorum queue, the broker's count of deliveries that were never acked (the worker
- * died or lost its connection while on it), so a task that crashes workers runs out of tries too.
+ * Tries this project recorded on a task: its `task-attempts`, trusted only when it is a whole
+ * number and, with `queue`, when the task's `task-queue` names that queue (both are written
+ * together on every move). Headers another program set are not evidence of tries.
  */
-export function attemptsSoFar(message: Pick<Message, "properties">): number {
-  const count = (name: string) => {
-    const value = Number(message.properties.headers?.[name] ?? 0);
-    return Number.isSafeInteger(value) && value > 0 ? value : 0;
-  };
-  return count(TASK_HEADERS.attempts) + count("x-delivery-count");
+export function recordedAttempts(
+  headers: Readonly<Record<string, unknown>> | undefined,
+  queue?: string,
+): number {
+  const value = headers?.[TASK_HEADERS.attempts];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) return 0;
+  if (queue !== undefined && headers?.[TASK_HEADERS.queue] !== queue) return 0;
+  return value;
 }
+
+/**
+ * Deliveries of this very message that were never settled (the worker died or lost its
+ * connection while on it), as a quorum queue counts them in `x-delivery-count`. Trusted only on
+ * a redelivery, when the broker has written it: on a first delivery the header, if any, is the
+ * producer's. Moves drop the header, so it never counts a copy's predecessor.
+ */
+export function crashedDeliveries(message: Pick<Message, "properties" | "fields">): number {
+  if (!message.fields.redelivered) return 0;
+  const value = message.properties.headers?.["x-delivery-count"];
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0 ? value : 0;
+}
+
+/**
+ * Tries made so far on a task delivered from `queue` (0 for a new task): those recorded by
+ * earlier retries, plus deliveries of this copy that crashed its workers, so a task that kills
+ * workers runs out of tries too.
+ */
+export function attemptsSoFar(
+  message: Pick<Message, "properties" | "fields">,
+  queue: string,
+): number {
+  return recordedAttempts(message.properties.headers, queue) + crashedDeliveries(message);
+}
+
+/** Headers the broker writes for its own bookkeeping, meaningless on a copy in another queue. */
+export const BROKER_HEADERS = ["x-delivery-count"] as const;
