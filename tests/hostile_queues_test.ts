@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
 
 /** Declares `queue` as another program would, with `options`. */
@@ -106,5 +107,79 @@ Deno.test("a queue with a length limit that rejects publishes is not lossy: used
     );
   } finally {
     await remove(queue);
+  }
+});
+
+/**
+ * Publishes a task whose headers nearly fill the 64 KB that amqplib can encode: the worker's own
+ * headers on a move push the copy past it, so it can be moved nowhere (as a task with a 100 KB
+ * header from another client, or one past the broker's current message size limit).
+ */
+async function publishUnmovable(queue: string, id: string): Promise<void> {
+  await using broker = await openBroker();
+  const channel = await broker.connection.createConfirmChannel();
+  channel.sendToQueue(queue, Buffer.from("big"), {
+    persistent: true,
+    messageId: id,
+    headers: { note: "h".repeat(65_400) },
+  });
+  await channel.waitForConfirms();
+  await channel.close();
+}
+
+Deno.test("a task that can be moved nowhere is held unacked out of the way: the others flow, and a stop gives it back", async () => {
+  const queue = uniqueQueue("held");
+  try {
+    await predeclare(queue, { durable: true });
+    await publishUnmovable(queue, "big");
+    await using broker = await openBroker();
+    await broker.publish(queue, "a", "b", "c");
+    await using worker = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--retry-delay",
+      "200",
+      "--exec",
+      '[ "$TASK_ID" != big ]',
+    ]);
+    await worker.waitForLines(/^ \[x\] Done$/, 3);
+    const deadline = Date.now() + 10_000;
+    while (!worker.stderr.some((line) => /Task big failed .*held unacked/.test(line))) {
+      assert.ok(Date.now() < deadline, worker.stderr.join("\n"));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(await broker.ready(`${queue}.dead`), 0);
+    worker.kill("SIGTERM");
+    assert.equal((await worker.status()).code, 0, worker.stderr.join("\n"));
+    assert.equal(await broker.ready(queue), 1, "the held task went back to the queue");
+  } finally {
+    await remove(queue, `${queue}.dead`, `${queue}.retry.200ms`);
+  }
+});
+
+Deno.test("a retry queue another program declared without dead-lettering: the try counts and the task is parked", async () => {
+  const queue = uniqueQueue("badretry");
+  try {
+    await predeclare(queue, { durable: true });
+    await predeclare(`${queue}.retry.100ms`, { durable: true });
+    await using broker = await openBroker();
+    await broker.publish(queue, "fails");
+    await using worker = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--retry-delay",
+      "100",
+      "--max-tasks",
+      "1",
+      "--exec",
+      "exit 3",
+    ]);
+    assert.equal((await worker.status()).code, 0, worker.stderr.join("\n"));
+    const log = worker.stderr.join("\n");
+    assert.match(log, /could not be moved to .*\.retry\.100ms.* after 1 attempts; parked in/);
+    assert.equal(await broker.ready(`${queue}.dead`), 1);
+    assert.equal(await broker.ready(queue), 0, "not run again");
+  } finally {
+    await remove(queue, `${queue}.dead`, `${queue}.retry.100ms`);
   }
 });

@@ -13,6 +13,10 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): unknown;
   /** Stops what {@linkcode Clock.setInterval} started. */
   clearInterval(timer: unknown): void;
+  /** Calls `fn` once after `ms`; returns what {@linkcode Clock.clearTimeout} takes. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** Stops what {@linkcode Clock.setTimeout} started. */
+  clearTimeout(timer: unknown): void;
 }
 
 /** The real clock. */
@@ -20,6 +24,8 @@ export const SYSTEM_CLOCK: Clock = {
   now: () => performance.now(),
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (timer) => clearInterval(timer as ReturnType<typeof setInterval>),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (timer) => clearTimeout(timer as ReturnType<typeof setTimeout>),
 };
 
 /** Options for {@linkcode Deadlines}. */

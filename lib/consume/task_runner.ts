@@ -6,7 +6,6 @@
  * @module
  */
 
-import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfirmChannel, ConsumeMessage } from "../amqp.ts";
 import { describeError } from "../broker/errors.ts";
 import { republish } from "../produce/republish.ts";
@@ -14,6 +13,7 @@ import { attemptsSoFar, TASK_HEADERS } from "../topology/task_headers.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import type { AckBatch } from "./ack_batch.ts";
 import type { Deadlines } from "./deadlines.ts";
+import type { Holder } from "./holder.ts";
 import { isPermanent, type Task, type TaskHandler, taskOf } from "./task.ts";
 
 /** What happened to a task, for logs and metrics. */
@@ -36,7 +36,7 @@ export type TaskEvent =
     queue: string;
     durationMs: number;
   }
-  | { type: "requeued"; id: string; attempt: number; reason: string; durationMs: number }
+  | { type: "held"; id: string; reason: string; retryInMs: number }
   | { type: "stale_delivery"; id: string }
   | { type: "warning"; message: string };
 
@@ -54,6 +54,8 @@ export interface FailurePolicy {
 export interface Delivery {
   /** The acks of the channel that delivered the task: its ack must go there. */
   acks: AckBatch;
+  /** Holds the tasks that can be moved nowhere, out of the way of the others. */
+  holder: Pick<Holder, "hold">;
   /** Gives a confirm channel on the same connection for moving failed tasks. */
   mover: { channel(): Promise<ConfirmChannel> };
   /** The delivery. */
@@ -132,16 +134,16 @@ async function moveFailed(
   permanent = false,
 ): Promise<void> {
   const { queue } = policy;
-  const headers = {
+  const headers: Record<string, unknown> = {
     [TASK_HEADERS.attempts]: task.attempt,
     [TASK_HEADERS.reason]: reason,
     [TASK_HEADERS.failedAt]: new Date().toISOString(),
     [TASK_HEADERS.worker]: policy.hostname,
     [TASK_HEADERS.queue]: queue.name,
   };
-  try {
-    if (task.attempt <= queue.maxRetries && !permanent) {
-      const delayMs = queue.retryDelayAfter(task.attempt);
+  if (task.attempt <= queue.maxRetries && !permanent) {
+    const delayMs = queue.retryDelayAfter(task.attempt);
+    try {
       // Declared before every use: cheap next to a failed task, and it keeps an idle retry
       // queue from expiring.
       const mover = await delivery.mover.channel();
@@ -157,33 +159,60 @@ async function moveFailed(
           durationMs,
         });
       }
-    } else {
-      const target = queue.deadQueue;
-      await republish(await delivery.mover.channel(), target, delivery.message, headers);
-      if (settle(delivery, "ack", task, onEvent)) {
-        onEvent({
-          type: "dead_lettered",
-          id: task.id,
-          attempts: task.attempt,
-          reason,
-          queue: target,
-          durationMs,
-        });
-      }
+      return;
+    } catch (error) {
+      // The try still counts: a task the retry queue will not take is parked, not run again.
+      const why = `${reason}; it could not be moved to ${queue.retryQueue(delayMs)} (${
+        describeError(error)
+      })`;
+      headers[TASK_HEADERS.reason] = why;
+      return await park(delivery, task, why, headers, durationMs, policy, onEvent);
     }
-  } catch (error) {
-    // Held for a while before it goes back: a move that cannot succeed (missing permissions,
-    // say) must not turn into a hot redelivery loop.
-    await sleep(queue.retryDelay);
-    if (settle(delivery, "requeue", task, onEvent)) {
+  }
+  await park(delivery, task, reason, headers, durationMs, policy, onEvent);
+}
+
+/** Parks a task in the dead queue; when even that fails, the task is held (see `holder.ts`). */
+async function park(
+  delivery: Delivery,
+  task: Task,
+  reason: string,
+  headers: Record<string, unknown>,
+  durationMs: number,
+  policy: FailurePolicy,
+  onEvent: (event: TaskEvent) => void,
+): Promise<void> {
+  const target = policy.queue.deadQueue;
+  const attempt = async () => {
+    await republish(await delivery.mover.channel(), target, delivery.message, headers);
+    if (settle(delivery, "ack", task, onEvent)) {
       onEvent({
-        type: "requeued",
+        type: "dead_lettered",
         id: task.id,
-        attempt: task.attempt,
-        reason: `${reason}; it could not be moved (${describeError(error)})`,
+        attempts: task.attempt,
+        reason,
+        queue: target,
         durationMs,
       });
     }
+  };
+  try {
+    await attempt();
+  } catch (error) {
+    const held = (why: unknown, retryInMs: number) =>
+      onEvent({
+        type: "held",
+        id: task.id,
+        reason: `${reason}; it cannot be parked in ${target} either (${describeError(why)})`,
+        retryInMs,
+      });
+    held(error, policy.queue.retryDelay);
+    // Out of the way of the other tasks, never acked until it is parked, never lost.
+    delivery.holder.hold({
+      park: attempt,
+      release: () => void settle(delivery, "requeue", task, onEvent),
+      onStillHeld: held,
+    });
   }
 }
 

@@ -7,13 +7,20 @@
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Channel, type ChannelModel, consumeManual, setPrefetch } from "../amqp.ts";
+import {
+  type Channel,
+  type ChannelModel,
+  consumeManual,
+  type ConsumeMessage,
+  setPrefetch,
+} from "../amqp.ts";
 import { reconnectDelay, type ReconnectInfo } from "../broker/connection.ts";
 import { describeError } from "../broker/errors.ts";
 import { Emitter, type EventMap } from "../observe/emitter.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import { AckBatch } from "./ack_batch.ts";
 import { Deadlines } from "./deadlines.ts";
+import { Holder } from "./holder.ts";
 import { limiter } from "./limiter.ts";
 import { Mover } from "./mover.ts";
 import type { TaskHandler } from "./task.ts";
@@ -93,6 +100,7 @@ interface Subscription {
   channel: Channel;
   mover: Mover;
   acks: AckBatch;
+  holder: Holder;
   consumerTag: string;
 }
 
@@ -269,6 +277,8 @@ export class Worker {
     const last = this.#current;
     if (last) await last.channel.cancel(last.consumerTag).catch(() => {});
     await Promise.all(this.#inFlight);
+    // Tasks that could be moved nowhere go back to the queue for another worker to try.
+    last?.holder.releaseAll();
     last?.acks.flush();
     if (last) {
       await last.mover.close();
@@ -296,10 +306,22 @@ export class Worker {
       beforeFlush: this.#beforeAck,
       onStale: (id) => this.#emit({ type: "stale_delivery", id }),
     });
-    const subscription: Subscription = { channel, mover, acks, consumerTag: "" };
+    let held = 0;
+    const holder = new Holder({
+      firstDelay: queue.retryDelay,
+      maxDelay: queue.maxRetryDelay,
+      onCount: (count) => {
+        // A held task keeps counting against its consumer's prefetch; a new consumer on the same
+        // channel (acks are the channel's) takes tasks again, as many as before.
+        if (count > held) void this.#reconsume(subscription, onMessage);
+        held = count;
+      },
+    });
+    const subscription: Subscription = { channel, mover, acks, holder, consumerTag: "" };
     let closeReason = "no reason given";
     channel.on("error", (error: unknown) => closeReason = describeError(error));
     channel.on("close", () => {
+      holder.forget();
       void mover.close();
       if (this.#current !== subscription) return;
       this.#current = undefined;
@@ -312,37 +334,39 @@ export class Worker {
         void this.#resubscribe(model);
       }, 0);
     });
+    const onMessage = (message: ConsumeMessage | null): void => {
+      this.#announce(subscription);
+      if (message === null) {
+        // The broker cancels consumers of a deleted queue; declare it again and resubscribe.
+        this.#emit({ type: "consumer_cancelled" });
+        void channel.close().catch(() => {});
+        return;
+      }
+      if (this.#maxTasks > 0 && this.#taken >= this.#maxTasks) {
+        acks.requeue(message);
+        return;
+      }
+      if (++this.#taken === this.#maxTasks) void this.stop();
+      acks.delivered(message);
+      const run = () =>
+        runTask(
+          { acks, mover, holder, message },
+          this.#handler,
+          this.#policy,
+          this.#emitEvent,
+        );
+      // With prefetch at most the concurrency the broker never hands over more than can run.
+      const work = (this.#prefetch <= this.#concurrency ? run() : this.#slots(run))
+        .finally(() => this.#inFlight.delete(work));
+      this.#inFlight.add(work);
+    };
     try {
       // Checked like the task queue: a dead queue that could drop parked tasks is refused.
       await queue.openDead(model, {
         onWarning: (message) => this.#emit({ type: "warning", message }),
       });
       await setPrefetch(channel, this.#prefetch);
-      subscription.consumerTag = await consumeManual(
-        channel,
-        queue.name,
-        (message) => {
-          this.#announce(subscription);
-          if (message === null) {
-            // The broker cancels consumers of a deleted queue; declare it again and resubscribe.
-            this.#emit({ type: "consumer_cancelled" });
-            void channel.close().catch(() => {});
-            return;
-          }
-          if (this.#maxTasks > 0 && this.#taken >= this.#maxTasks) {
-            acks.requeue(message);
-            return;
-          }
-          if (++this.#taken === this.#maxTasks) void this.stop();
-          acks.delivered(message);
-          const run = () =>
-            runTask({ acks, mover, message }, this.#handler, this.#policy, this.#emitEvent);
-          // With prefetch at most the concurrency the broker never hands over more than can run.
-          const work = (this.#prefetch <= this.#concurrency ? run() : this.#slots(run))
-            .finally(() => this.#inFlight.delete(work));
-          this.#inFlight.add(work);
-        },
-      );
+      subscription.consumerTag = await consumeManual(channel, queue.name, onMessage);
     } catch (error) {
       // Nothing of a failed subscribe may outlive it: a leaked channel per retry adds up.
       await mover.close();
@@ -357,6 +381,21 @@ export class Worker {
       return;
     }
     this.#announce(subscription);
+  }
+
+  async #reconsume(
+    subscription: Subscription,
+    onMessage: (message: ConsumeMessage | null) => void,
+  ): Promise<void> {
+    const { channel } = subscription;
+    try {
+      await channel.cancel(subscription.consumerTag);
+      if (this.#current !== subscription || this.#state !== "consuming") return;
+      subscription.consumerTag = await consumeManual(channel, this.queue.name, onMessage);
+      if (this.#state !== "consuming") await channel.cancel(subscription.consumerTag);
+    } catch {
+      // The channel is gone: its close starts a new subscription.
+    }
   }
 
   async #resubscribe(model: ChannelModel): Promise<void> {

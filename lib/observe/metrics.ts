@@ -58,9 +58,6 @@ export class WorkerMetrics {
       case "dead_lettered":
         this.#finish("dead_lettered", event.durationMs, true);
         break;
-      case "requeued":
-        this.#finish(undefined, event.durationMs, true);
-        break;
     }
   }
 

@@ -58,10 +58,10 @@ export function describeEvent(event: WorkerEvent, tries: number): string | undef
       return ` [!] Task ${terminalSafe(event.id)} failed (${
         terminalSafe(event.reason)
       }) after ${event.attempts} attempts; parked in ${terminalSafe(event.queue)}`;
-    case "requeued":
+    case "held":
       return ` [!] Task ${terminalSafe(event.id)} failed (${
         terminalSafe(event.reason)
-      }); back to the queue`;
+      }); held unacked, trying to park it again in ${event.retryInMs} ms`;
     case "warning":
       return terminalSafe(event.message);
     case "connection_lost":
@@ -113,7 +113,7 @@ export class Summary {
   record(event: WorkerEvent): void {
     if (event.type === "done") this.#done++;
     else if (
-      event.type === "retried" || event.type === "dead_lettered" || event.type === "requeued"
+      event.type === "retried" || event.type === "dead_lettered"
     ) this.#failed++;
   }
 
