@@ -63,6 +63,7 @@ export async function main(args: string[]): Promise<number> {
     worker.on("done", (event) => console.log(`Done ${event.id} in ${event.durationMs} ms`));
     worker.on("retried", (event) => console.error(`Retrying ${event.id}: ${event.reason}`));
     worker.on("dead_lettered", (event) => console.error(`Parked ${event.id}: ${event.reason}`));
+    // A graceful stop takes at most the task timeout: a try still running then is given up.
     const stop = () => void worker.stop();
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);

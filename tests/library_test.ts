@@ -148,3 +148,15 @@ Deno.test("examples/producer.ts and examples/worker.ts exit 2 with usage for bad
     assert.match(result.stderr, /\nUsage: (producer|worker)\.ts /);
   }
 });
+
+Deno.test("examples/producer.ts and examples/worker.ts exit 1 with one line when the broker is unreachable", async () => {
+  const runs: Array<[string, string[]]> = [
+    ["examples/producer.ts", ["http://x"]],
+    ["examples/worker.ts", []],
+  ];
+  for (const [script, args] of runs) {
+    const result = await runScript(script, args, { env: { AMQP_URL: "amqp://127.0.0.1:1" } });
+    assert.equal(result.code, 1, `${script}: ${result.stderr}`);
+    assert.equal(result.stderr, `Cannot connect to "amqp://127.0.0.1:1": connection refused`);
+  }
+});
