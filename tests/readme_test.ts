@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatFlagTable } from "../lib/cli/flags.ts";
-import { DOCUMENTED_COMMANDS } from "../tools/readme.ts";
+import { DOCUMENTED_COMMANDS, QUOTED_FILES, quotedCode } from "../tools/readme.ts";
 import { scriptPermissions } from "./_helpers.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
@@ -22,6 +22,36 @@ Deno.test("README flag tables match the flags the scripts define (run `deno task
     );
     assert.ok(block?.[1], `README.md has a flag table for ${name}`);
     assert.deepEqual(cells(block[1]), cells(formatFlagTable(command.flags)), `flags of ${name}`);
+  }
+});
+
+Deno.test("the README's library programs are the files in examples/, as they are (run `deno task readme`)", () => {
+  assert.deepEqual(QUOTED_FILES, [
+    "examples/producer.ts",
+    "examples/worker.ts",
+    "examples/handler.ts",
+  ]);
+  for (const path of QUOTED_FILES) {
+    const quote = new RegExp(
+      `<!-- code:${path} -->\\s*\`\`\`ts\n([\\s\\S]*?)\`\`\`\\s*<!-- /code:${path} -->`,
+    );
+    const block = quote.exec(README);
+    assert.ok(block?.[1], `README.md quotes ${path}`);
+    const code = quotedCode(Deno.readTextFileSync(new URL(`../${path}`, import.meta.url)));
+    assert.ok(code.startsWith("import "), `${path}: only its header is left out`);
+    assert.equal(block[1], code, path);
+  }
+});
+
+Deno.test("the README states the permissions of the examples and of a --handler module", () => {
+  const text = README.replace(/\s+/g, " ");
+  for (const script of ["examples/producer.ts", "examples/worker.ts"]) {
+    const permissions = `deno run ${scriptPermissions(script).join(" ")}`;
+    assert.ok(text.includes(permissions), `${script}: ${permissions}`);
+  }
+  const handlers = /### A handler for `worker.ts`[\s\S]*?\n### /.exec(README)?.[0] ?? "";
+  for (const permission of scriptPermissions("worker.ts")) {
+    assert.ok(handlers.includes(`\`${permission}`), `the --handler section names ${permission}`);
   }
 });
 
