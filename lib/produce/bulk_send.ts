@@ -6,7 +6,11 @@
  */
 
 import { AmqpError } from "../broker/errors.ts";
+import { type Clock, SYSTEM_CLOCK } from "../consume/deadlines.ts";
 import type { TaskPublisher } from "./publisher.ts";
+
+/** What {@linkcode sendAll} uses of a publisher. */
+export type BulkPublisher = Pick<TaskPublisher, "send" | "full" | "writable" | "blocked">;
 
 /** Options for {@linkcode sendAll}. */
 export interface SendAllOptions {
@@ -30,6 +34,11 @@ export interface SendAllOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * The clock that times the confirms.
+   * @default {SYSTEM_CLOCK}
+   */
+  clock?: Clock;
 }
 
 /** What {@linkcode sendAll} did. */
@@ -51,11 +60,17 @@ export interface SendAllResult {
  * first failure and reports how far it got; it never throws for a failed task.
  */
 export async function sendAll(
-  publisher: TaskPublisher,
+  publisher: BulkPublisher,
   bodies: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
   options: SendAllOptions = {},
 ): Promise<SendAllResult> {
-  const { window = 1000, confirmTimeout = 30_000, onConfirmed = () => {}, signal } = options;
+  const {
+    window = 1000,
+    confirmTimeout = 30_000,
+    onConfirmed = () => {},
+    signal,
+    clock = SYSTEM_CLOCK,
+  } = options;
   if (!Number.isInteger(window) || window < 1) {
     throw new RangeError(`Invalid window "${window}": expected a whole number of at least 1`);
   }
@@ -71,9 +86,9 @@ export async function sendAll(
   let stalled = false;
   // One timer for the whole window rather than one per task: the send has stalled when tasks are
   // in flight and no confirm came for `confirmTimeout`, not counting time the broker blocked us.
-  let lastProgress = performance.now();
-  const watchdog = setInterval(() => {
-    const now = performance.now();
+  let lastProgress = clock.now();
+  const watchdog = clock.setInterval(() => {
+    const now = clock.now();
     if (publisher.blocked || inFlight === 0) lastProgress = now;
     else if (now - lastProgress > confirmTimeout && error === undefined) {
       stalled = true;
@@ -97,7 +112,7 @@ export async function sendAll(
       inFlight++;
       publisher.send(body, crypto.randomUUID(), (failure) => {
         inFlight--;
-        lastProgress = performance.now();
+        lastProgress = clock.now();
         if (failure === undefined) {
           confirmed++;
           onConfirmed(confirmed, published);
@@ -112,7 +127,7 @@ export async function sendAll(
       await new Promise<void>((resolve) => wake = resolve);
     }
   } finally {
-    clearInterval(watchdog);
+    clock.clearInterval(watchdog);
   }
   const result: SendAllResult = {
     published,
