@@ -80,23 +80,37 @@ export async function sendAll(
   let published = 0;
   let confirmed = 0;
   let inFlight = 0;
+  // Tasks 0 to settledPrefix - 1 are all settled (confirmed or failed); those settled past it,
+  // when confirms come out of order, wait in settledAhead. The first unsettled task is where a
+  // stalled send must be taken up again.
+  let settledPrefix = 0;
+  const settledAhead = new Set<number>();
   let firstFailed = Infinity;
   let error: unknown;
   let wake: (() => void) | undefined;
+  // Ends a wait for "drain" at the first failure or the stall: a broker that stopped reading
+  // never drains.
+  let interrupt: (() => void) | undefined;
   let stalled = false;
   // One timer for the whole window rather than one per task: the send has stalled when tasks are
   // in flight and no confirm came for `confirmTimeout`, not counting time the broker blocked us.
+  // Its period divides `confirmTimeout`, so a task published after an idle spell, or unblocked,
+  // just after a tick still has its whole `confirmTimeout` before the tick that gives up on it.
+  const period = Math.min(1000, Math.max(10, confirmTimeout / 4));
   let lastProgress = clock.now();
-  const watchdog = clock.setInterval(() => {
-    const now = clock.now();
-    if (publisher.blocked || inFlight === 0) lastProgress = now;
-    else if (now - lastProgress > confirmTimeout && error === undefined) {
-      stalled = true;
-      error = new AmqpError(`No confirm from the broker for ${confirmTimeout} ms`);
-      firstFailed = Math.min(firstFailed, published - inFlight);
-      wakeUp();
-    }
-  }, Math.min(1000, Math.max(10, confirmTimeout / 4)));
+  const watchdog = clock.setInterval(
+    () => {
+      const now = clock.now();
+      if (publisher.blocked || inFlight === 0) lastProgress = now;
+      else if (!stalled && now - lastProgress > confirmTimeout) {
+        stalled = true;
+        error ??= new AmqpError(`No confirm from the broker for ${confirmTimeout} ms`);
+        interrupt?.();
+        wakeUp();
+      }
+    },
+    Number.isFinite(confirmTimeout) ? confirmTimeout / Math.ceil(confirmTimeout / period) : period,
+  );
   const wakeUp = () => {
     const waiting = wake;
     wake = undefined;
@@ -106,19 +120,31 @@ export async function sendAll(
     for await (const body of bodies) {
       if (error !== undefined || signal?.aborted) break;
       if (inFlight >= window) await new Promise<void>((resolve) => wake = resolve);
+      if (publisher.full && error === undefined) {
+        await new Promise<void>((resolve) => {
+          interrupt = resolve;
+          void publisher.writable().then(resolve);
+        });
+        interrupt = undefined;
+      }
       if (error !== undefined) break;
-      if (publisher.full) await publisher.writable();
       const index = published++;
       inFlight++;
       publisher.send(body, crypto.randomUUID(), (failure) => {
         inFlight--;
         lastProgress = clock.now();
+        if (index !== settledPrefix) settledAhead.add(index);
+        else {
+          settledPrefix++;
+          while (settledAhead.size > 0 && settledAhead.delete(settledPrefix)) settledPrefix++;
+        }
         if (failure === undefined) {
           confirmed++;
           onConfirmed(confirmed, published);
         } else {
           error ??= failure;
           firstFailed = Math.min(firstFailed, index);
+          interrupt?.();
         }
         wakeUp();
       });
@@ -132,7 +158,7 @@ export async function sendAll(
   const result: SendAllResult = {
     published,
     confirmed,
-    confirmedPrefix: Math.min(firstFailed, published),
+    confirmedPrefix: Math.min(firstFailed, settledPrefix),
   };
   if (error !== undefined) result.error = error;
   return result;
