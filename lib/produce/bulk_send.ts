@@ -6,7 +6,11 @@
  */
 
 import { AmqpError } from "../broker/errors.ts";
+import { type Clock, SYSTEM_CLOCK } from "../consume/deadlines.ts";
 import type { TaskPublisher } from "./publisher.ts";
+
+/** What {@linkcode sendAll} uses of a publisher. */
+export type BulkPublisher = Pick<TaskPublisher, "send" | "full" | "writable" | "blocked">;
 
 /** Options for {@linkcode sendAll}. */
 export interface SendAllOptions {
@@ -30,6 +34,11 @@ export interface SendAllOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * The clock that times the confirms.
+   * @default {SYSTEM_CLOCK}
+   */
+  clock?: Clock;
 }
 
 /** What {@linkcode sendAll} did. */
@@ -51,11 +60,17 @@ export interface SendAllResult {
  * first failure and reports how far it got; it never throws for a failed task.
  */
 export async function sendAll(
-  publisher: TaskPublisher,
+  publisher: BulkPublisher,
   bodies: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
   options: SendAllOptions = {},
 ): Promise<SendAllResult> {
-  const { window = 1000, confirmTimeout = 30_000, onConfirmed = () => {}, signal } = options;
+  const {
+    window = 1000,
+    confirmTimeout = 30_000,
+    onConfirmed = () => {},
+    signal,
+    clock = SYSTEM_CLOCK,
+  } = options;
   if (!Number.isInteger(window) || window < 1) {
     throw new RangeError(`Invalid window "${window}": expected a whole number of at least 1`);
   }
@@ -65,23 +80,37 @@ export async function sendAll(
   let published = 0;
   let confirmed = 0;
   let inFlight = 0;
+  // Tasks 0 to settledPrefix - 1 are all settled (confirmed or failed); those settled past it,
+  // when confirms come out of order, wait in settledAhead. The first unsettled task is where a
+  // stalled send must be taken up again.
+  let settledPrefix = 0;
+  const settledAhead = new Set<number>();
   let firstFailed = Infinity;
   let error: unknown;
   let wake: (() => void) | undefined;
+  // Ends a wait for "drain" at the first failure or the stall: a broker that stopped reading
+  // never drains.
+  let interrupt: (() => void) | undefined;
   let stalled = false;
   // One timer for the whole window rather than one per task: the send has stalled when tasks are
   // in flight and no confirm came for `confirmTimeout`, not counting time the broker blocked us.
-  let lastProgress = performance.now();
-  const watchdog = setInterval(() => {
-    const now = performance.now();
-    if (publisher.blocked || inFlight === 0) lastProgress = now;
-    else if (now - lastProgress > confirmTimeout && error === undefined) {
-      stalled = true;
-      error = new AmqpError(`No confirm from the broker for ${confirmTimeout} ms`);
-      firstFailed = Math.min(firstFailed, published - inFlight);
-      wakeUp();
-    }
-  }, Math.min(1000, Math.max(10, confirmTimeout / 4)));
+  // Its period divides `confirmTimeout`, so a task published after an idle spell, or unblocked,
+  // just after a tick still has its whole `confirmTimeout` before the tick that gives up on it.
+  const period = Math.min(1000, Math.max(10, confirmTimeout / 4));
+  let lastProgress = clock.now();
+  const watchdog = clock.setInterval(
+    () => {
+      const now = clock.now();
+      if (publisher.blocked || inFlight === 0) lastProgress = now;
+      else if (!stalled && now - lastProgress > confirmTimeout) {
+        stalled = true;
+        error ??= new AmqpError(`No confirm from the broker for ${confirmTimeout} ms`);
+        interrupt?.();
+        wakeUp();
+      }
+    },
+    Number.isFinite(confirmTimeout) ? confirmTimeout / Math.ceil(confirmTimeout / period) : period,
+  );
   const wakeUp = () => {
     const waiting = wake;
     wake = undefined;
@@ -91,19 +120,31 @@ export async function sendAll(
     for await (const body of bodies) {
       if (error !== undefined || signal?.aborted) break;
       if (inFlight >= window) await new Promise<void>((resolve) => wake = resolve);
+      if (publisher.full && error === undefined) {
+        await new Promise<void>((resolve) => {
+          interrupt = resolve;
+          void publisher.writable().then(resolve);
+        });
+        interrupt = undefined;
+      }
       if (error !== undefined) break;
-      if (publisher.full) await publisher.writable();
       const index = published++;
       inFlight++;
       publisher.send(body, crypto.randomUUID(), (failure) => {
         inFlight--;
-        lastProgress = performance.now();
+        lastProgress = clock.now();
+        if (index !== settledPrefix) settledAhead.add(index);
+        else {
+          settledPrefix++;
+          while (settledAhead.size > 0 && settledAhead.delete(settledPrefix)) settledPrefix++;
+        }
         if (failure === undefined) {
           confirmed++;
           onConfirmed(confirmed, published);
         } else {
           error ??= failure;
           firstFailed = Math.min(firstFailed, index);
+          interrupt?.();
         }
         wakeUp();
       });
@@ -112,12 +153,12 @@ export async function sendAll(
       await new Promise<void>((resolve) => wake = resolve);
     }
   } finally {
-    clearInterval(watchdog);
+    clock.clearInterval(watchdog);
   }
   const result: SendAllResult = {
     published,
     confirmed,
-    confirmedPrefix: Math.min(firstFailed, published),
+    confirmedPrefix: Math.min(firstFailed, settledPrefix),
   };
   if (error !== undefined) result.error = error;
   return result;
