@@ -11,6 +11,7 @@ interface Interval {
   fn: () => void;
   ms: number;
   next: number;
+  once: boolean;
 }
 
 /** A {@linkcode Clock} whose time is set by the test. */
@@ -25,7 +26,7 @@ export class FakeClock implements Clock {
 
   setInterval(fn: () => void, ms: number): unknown {
     const id = ++this.#lastId;
-    this.#intervals.set(id, { fn, ms, next: this.#now + ms });
+    this.#intervals.set(id, { fn, ms, next: this.#now + ms, once: false });
     return id;
   }
 
@@ -33,25 +34,42 @@ export class FakeClock implements Clock {
     this.#intervals.delete(timer as number);
   }
 
-  /** The periods of the intervals running now, in the order they were set. */
-  get intervals(): number[] {
-    return [...this.#intervals.values()].map((interval) => interval.ms);
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.#lastId;
+    this.#intervals.set(id, { fn, ms, next: this.#now + ms, once: true });
+    return id;
   }
 
-  /** Moves time on by `ms`, running each interval at every time it falls due on the way. */
+  clearTimeout(timer: unknown): void {
+    this.#intervals.delete(timer as number);
+  }
+
+  /** The periods of the intervals running now, in the order they were set. */
+  get intervals(): number[] {
+    return [...this.#intervals.values()].filter((i) => !i.once).map((interval) => interval.ms);
+  }
+
+  /** The delays of the one-shot timers waiting now, in the order they were set. */
+  get timeouts(): number[] {
+    return [...this.#intervals.values()].filter((i) => i.once).map((interval) => interval.ms);
+  }
+
+  /** Moves time on by `ms`, running each timer at every time it falls due on the way. */
   advance(ms: number): void {
     const end = this.#now + ms;
     for (;;) {
-      let due: Interval | undefined;
-      for (const interval of this.#intervals.values()) {
-        if (interval.next <= end && (due === undefined || interval.next < due.next)) {
-          due = interval;
+      let due: [number, Interval] | undefined;
+      for (const entry of this.#intervals) {
+        if (entry[1].next <= end && (due === undefined || entry[1].next < due[1].next)) {
+          due = entry;
         }
       }
       if (due === undefined) break;
-      this.#now = due.next;
-      due.next += due.ms;
-      due.fn();
+      const [id, timer] = due;
+      this.#now = timer.next;
+      if (timer.once) this.#intervals.delete(id);
+      else timer.next += timer.ms;
+      timer.fn();
     }
     this.#now = end;
   }
