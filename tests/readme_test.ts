@@ -49,6 +49,7 @@ Deno.test("deno.json runs each entry script with exactly the permissions of its 
       ["dead", "queue.ts", "dead"],
       ["requeue", "queue.ts", "requeue"],
       ["purge", "queue.ts", "purge"],
+      ["compile:worker", "tools/compile_worker.ts"],
     ]
   ) {
     const command = taskCommand(task!);
