@@ -5,9 +5,11 @@
  * failed one after a growing delay and park it in `<queue>.dead` after its last try. At least
  * once: a task is never lost, and may (rarely) run twice.
  *
- * @example A producer and a worker in one program
- * ```ts ignore
- * import { connect, PermanentError, TaskQueue } from "./mod.ts";
+ * Examples marked "needs a broker" are type-checked (`deno check --doc`) but not run.
+ *
+ * @example A producer and a worker in one program (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, PermanentError, TaskQueue } from "@workqueue/rabbitmq";
  *
  * const queue = new TaskQueue("emails", { maxRetries: 5 });
  * const connection = await connect(Deno.env.get("AMQP_URL") ?? "amqp://localhost");
@@ -36,6 +38,8 @@ export {
   type ConnectOptions,
 } from "./lib/client/connection.ts";
 export { AmqpError, type AmqpErrorOptions } from "./lib/broker/errors.ts";
+export type { ReconnectInfo } from "./lib/broker/connection.ts";
+export type { EventMap, Typed } from "./lib/observe/emitter.ts";
 export {
   DEFAULT_QUEUE,
   parseQueueType,

@@ -14,7 +14,20 @@ import {
 import { AmqpError, describeError, replyCode } from "./errors.ts";
 import { displayUrl, maskUrl, parseAmqpUrl } from "./url.ts";
 
-/** A reconnect that is about to happen, for logging. */
+/**
+ * A reconnect that is about to happen, for logging.
+ *
+ * @example Log the reconnect attempts (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type ReconnectInfo } from "@workqueue/rabbitmq";
+ *
+ * function describe(info: ReconnectInfo): string {
+ *   return `Reconnecting to ${info.url} in ${info.delay} ms (attempt ${info.attempt}): ${info.reason}`;
+ * }
+ * const connection = await connect("amqp://localhost");
+ * connection.on("reconnecting", (event) => console.error(describe(event)));
+ * ```
+ */
 export interface ReconnectInfo {
   /** 1 for the first attempt after a drop. */
   attempt: number;

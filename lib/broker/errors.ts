@@ -7,7 +7,18 @@
 
 import { redactSecrets } from "./url.ts";
 
-/** Options for {@linkcode AmqpError}. */
+/**
+ * Options for {@linkcode AmqpError}.
+ *
+ * @example Wrap a broker failure
+ * ```ts
+ * import { AmqpError, type AmqpErrorOptions } from "@workqueue/rabbitmq";
+ *
+ * const options: AmqpErrorOptions = { code: 404, cause: new Error("NOT_FOUND") };
+ * const error = new AmqpError('Cannot use queue "images": NOT_FOUND - no queue', options);
+ * console.log(error.code); // 404
+ * ```
+ */
 export interface AmqpErrorOptions {
   /**
    * The AMQP reply code (403, 404, 406, ...) or the socket error code (`ECONNREFUSED`).
@@ -21,11 +32,29 @@ export interface AmqpErrorOptions {
   cause?: unknown;
 }
 
-/** A failure talking to the broker that a caller can report and act on. */
+/**
+ * A failure talking to the broker that a caller can report and act on.
+ *
+ * @example Tell a refused queue from an unreachable broker (needs a broker: type-checked, not run)
+ * ```ts
+ * import { AmqpError, connect } from "@workqueue/rabbitmq";
+ *
+ * try {
+ *   const connection = await connect("amqp://localhost");
+ *   await connection.createProducer("task_queue");
+ *   await connection.close();
+ * } catch (error) {
+ *   if (!(error instanceof AmqpError)) throw error;
+ *   // 406: the queue exists with other arguments; "ECONNREFUSED": no broker there.
+ *   console.error(`${error.message} (code ${error.code})`);
+ * }
+ * ```
+ */
 export class AmqpError extends Error {
   /** The AMQP reply code or socket error code, when known. */
   readonly code: number | string | undefined;
 
+  /** Makes the error; `options.code` and `options.cause` as in {@linkcode AmqpErrorOptions}. */
   constructor(message: string, options: AmqpErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = "AmqpError";

@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { RecoveringChannelModel } from "../amqp.ts";
-import { type ChannelModel } from "../amqp.ts";
+import type { ChannelModel, RecoveringChannelModel } from "../amqp.ts";
 import {
   connect as connectBroker,
   type ConnectOptions as BrokerOptions,
@@ -19,10 +18,80 @@ import { TaskQueue } from "../topology/task_queue.ts";
 import type { TaskHandler } from "../consume/task.ts";
 import { Worker, type WorkerOptions } from "../consume/worker.ts";
 
-/** Options for {@linkcode connect}. */
-export type ConnectOptions = Omit<BrokerOptions, "setup" | "onConnected" | "onReconnecting">;
+/**
+ * Options for {@linkcode connect}.
+ *
+ * @example A worker's connection to a broker with a private CA (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type ConnectOptions } from "@workqueue/rabbitmq";
+ *
+ * const options: ConnectOptions = {
+ *   heartbeat: 5,
+ *   ca: await Deno.readTextFile("/etc/rabbitmq/ca.pem"),
+ * };
+ * const connection = await connect("amqps://broker.example", options);
+ * ```
+ */
+export interface ConnectOptions {
+  /**
+   * Heartbeat interval in seconds, so that a dead peer is noticed in seconds rather than the
+   * minutes TCP takes. 0 turns heartbeats off.
+   * @default {15}
+   */
+  heartbeat?: number;
+  /**
+   * How long to wait for the TCP connection and the AMQP handshake, in milliseconds.
+   * @default {10000}
+   */
+  timeout?: number;
+  /**
+   * PEM certificate(s) of the CA that signed the broker's certificate, for `amqps://` with a
+   * private CA. The system's trusted CAs are used when absent; verification is always on.
+   * @default {undefined}
+   */
+  ca?: string;
+  /**
+   * Attempts at the first connection before giving up. Errors that another attempt cannot fix
+   * (wrong password, unknown vhost or host) end the attempts at once.
+   * @default {3}
+   */
+  attempts?: number;
+  /**
+   * Reconnect forever, with backoff, when the established connection drops, and have the workers
+   * consume again; `false` makes a drop final (a one-shot producer).
+   * @default {true}
+   */
+  recover?: boolean;
+}
 
-/** What happens to a connection. */
+// The public options are the broker connection's, less the hooks the connection sets itself; this
+// fails to compile when the broker connection gains an option that is not passed on.
+const _allOptionsPassedOn: Exclude<
+  keyof BrokerOptions,
+  keyof ConnectOptions | "setup" | "onConnected" | "onReconnecting"
+> extends never ? true : never = true;
+
+/**
+ * What happens to a connection.
+ *
+ * @example Log a connection's drops and reconnects (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type ConnectionEvent } from "@workqueue/rabbitmq";
+ *
+ * function describe(event: ConnectionEvent): string {
+ *   switch (event.type) {
+ *     case "connection_lost":
+ *       return `Connection lost: ${event.reason}`;
+ *     case "reconnecting":
+ *       return `Reconnecting to ${event.url} in ${event.delay} ms`;
+ *     case "reconnected":
+ *       return `Reconnected to ${event.url}`;
+ *   }
+ * }
+ * const connection = await connect("amqp://localhost");
+ * connection.on("*", (event) => console.error(describe(event)));
+ * ```
+ */
 export type ConnectionEvent =
   | { type: "connection_lost"; reason: string }
   | ({ type: "reconnecting" } & ReconnectInfo)
@@ -37,9 +106,9 @@ export type ConnectionEvent =
  * @throws {AmqpError} when the broker cannot be reached or refuses the connection; the message
  * names the address without credentials.
  *
- * @example Connect, send, close
- * ```ts ignore
- * import { connect } from "./mod.ts";
+ * @example Connect, send, close (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect } from "@workqueue/rabbitmq";
  *
  * const connection = await connect(Deno.env.get("AMQP_URL") ?? "amqp://localhost");
  * try {
@@ -58,6 +127,20 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
 
 /**
  * A connection to the broker, made by {@linkcode connect}: it makes producers and workers.
+ *
+ * @example One connection for a producer and a worker (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, TaskQueue } from "@workqueue/rabbitmq";
+ *
+ * const queue = new TaskQueue("thumbnails");
+ * const connection = await connect("amqp://localhost");
+ * connection.on("connection_lost", (event) => console.error(event.reason));
+ * const producer = await connection.createProducer(queue);
+ * const worker = connection.createWorker(queue, (task) => console.log(task.text()));
+ * await worker.ready;
+ * await producer.send("cat.png");
+ * await connection.close(); // stops the worker gracefully first
+ * ```
  */
 export class Connection {
   #model: RecoveringChannelModel | undefined;
@@ -68,10 +151,18 @@ export class Connection {
   #connectedOnce = false;
   #closing = false;
 
-  /** Made by {@linkcode connect}; not meant to be called directly. */
+  /**
+   * Made by {@linkcode connect}; not meant to be called directly.
+   *
+   * @internal
+   */
   constructor() {}
 
-  /** Connects; called once by {@linkcode connect}. */
+  /**
+   * Connects; called once by {@linkcode connect}.
+   *
+   * @internal
+   */
   async open(url: string, options: ConnectOptions): Promise<void> {
     const { recover = true, ...rest } = options;
     this.#model = await connectBroker(url, {

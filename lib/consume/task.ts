@@ -11,7 +11,7 @@ import type { ConsumeMessage } from "../amqp.ts";
  *
  * @example Read a JSON task
  * ```ts
- * import type { Task } from "./mod.ts";
+ * import type { Task } from "@workqueue/rabbitmq";
  *
  * function size(task: Task): number {
  *   const { width, height } = task.json<{ width: number; height: number }>();
@@ -50,7 +50,7 @@ export interface Task {
  *
  * @example A handler
  * ```ts
- * import { PermanentError, type TaskHandler } from "./mod.ts";
+ * import { PermanentError, type TaskHandler } from "@workqueue/rabbitmq";
  *
  * export const resize: TaskHandler = async (task, signal) => {
  *   const { url } = task.json<{ url?: string }>();
@@ -68,7 +68,7 @@ export type TaskHandler = (task: Task, signal: AbortSignal) => unknown | Promise
  *
  * @example Park a task at once
  * ```ts
- * import { PermanentError } from "./mod.ts";
+ * import { PermanentError } from "@workqueue/rabbitmq";
  *
  * function parse(text: string): number {
  *   const value = Number(text);

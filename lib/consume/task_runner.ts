@@ -16,7 +16,28 @@ import type { Deadlines } from "./deadlines.ts";
 import type { Holder } from "./holder.ts";
 import { isPermanent, type Task, type TaskHandler, taskOf } from "./task.ts";
 
-/** What happened to a task, for logs and metrics. */
+/**
+ * What happened to a task, for logs and metrics.
+ *
+ * @example One line per finished task
+ * ```ts
+ * import type { TaskEvent } from "@workqueue/rabbitmq";
+ *
+ * function describe(event: TaskEvent): string | undefined {
+ *   switch (event.type) {
+ *     case "done":
+ *       return `${event.id} done in ${event.durationMs} ms`;
+ *     case "retried":
+ *       return `${event.id} failed (${event.reason}), retried in ${event.delayMs} ms`;
+ *     case "dead_lettered":
+ *       return `${event.id} parked in ${event.queue} after ${event.attempts} tries`;
+ *     default:
+ *       return undefined;
+ *   }
+ * }
+ * console.log(describe({ type: "done", id: "42", attempt: 1, durationMs: 12 }));
+ * ```
+ */
 export type TaskEvent =
   | { type: "received"; id: string; attempt: number; redelivered: boolean; body: Uint8Array }
   | { type: "done"; id: string; attempt: number; durationMs: number }

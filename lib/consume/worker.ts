@@ -28,10 +28,39 @@ import { type FailurePolicy, runTask, type TaskEvent } from "./task_runner.ts";
 
 export type { TaskEvent } from "./task_runner.ts";
 
-/** Where a worker is in its life. */
+/**
+ * Where a worker is in its life.
+ *
+ * @example A health check (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type WorkerState } from "@workqueue/rabbitmq";
+ *
+ * const connection = await connect("amqp://localhost");
+ * const worker = connection.createWorker("task_queue", () => {});
+ * const healthy: WorkerState[] = ["consuming"];
+ * Deno.serve({ port: 8080 }, () =>
+ *   new Response(worker.state, { status: healthy.includes(worker.state) ? 200 : 503 }));
+ * ```
+ */
 export type WorkerState = "connecting" | "consuming" | "stopping" | "stopped";
 
-/** Something that happened in a worker, for logs and metrics. */
+/**
+ * Something that happened in a worker, for logs and metrics: a {@linkcode TaskEvent}, or news
+ * of its connection, channel, consumer or state.
+ *
+ * @example Log everything as JSON lines (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type WorkerEvent } from "@workqueue/rabbitmq";
+ *
+ * function log(event: WorkerEvent): void {
+ *   // Bodies are bytes; log their size, not their content.
+ *   const line = event.type === "received" ? { ...event, body: event.body.byteLength } : event;
+ *   console.log(JSON.stringify(line));
+ * }
+ * const connection = await connect("amqp://localhost");
+ * connection.createWorker("task_queue", () => {}).on("*", log);
+ * ```
+ */
 export type WorkerEvent =
   | TaskEvent
   | { type: "connection_lost"; reason: string }
@@ -42,7 +71,27 @@ export type WorkerEvent =
   | { type: "consuming"; queue: string }
   | { type: "state"; state: WorkerState };
 
-/** Options for {@linkcode Connection.createWorker}. */
+/**
+ * Options for {@linkcode Connection.createWorker}.
+ *
+ * @example Four tasks at once, a minute each at most (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type WorkerOptions } from "@workqueue/rabbitmq";
+ *
+ * const options: WorkerOptions = {
+ *   concurrency: 4,
+ *   taskTimeout: 60_000,
+ *   hostname: Deno.hostname(),
+ *   signal: AbortSignal.timeout(3_600_000), // stop gracefully after an hour
+ * };
+ * const connection = await connect("amqp://localhost");
+ * const worker = connection.createWorker("images", async (task, signal) => {
+ *   await fetch("https://resizer.example", { method: "POST", body: task.text(), signal });
+ * }, options);
+ * await worker.stopped;
+ * await connection.close();
+ * ```
+ */
 export interface WorkerOptions {
   /**
    * How many tasks run at once.
@@ -108,9 +157,9 @@ interface Subscription {
  * A worker on a task queue, made by {@linkcode Connection.createWorker}. It starts at once; its
  * events tell what it does, and {@linkcode Worker.stop} stops it gracefully.
  *
- * @example Run a worker until Ctrl+C
- * ```ts ignore
- * import { connect, TaskQueue } from "./mod.ts";
+ * @example Run a worker until Ctrl+C (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, TaskQueue } from "@workqueue/rabbitmq";
  *
  * const connection = await connect("amqp://localhost");
  * const worker = connection.createWorker(new TaskQueue("emails"), async (task) => {
@@ -149,7 +198,11 @@ export class Worker {
   #done = Promise.withResolvers<void>();
   #stopRequested = Promise.withResolvers<void>();
 
-  /** Made by {@linkcode Connection.createWorker}; not meant to be called directly. */
+  /**
+   * Made by {@linkcode Connection.createWorker}; not meant to be called directly.
+   *
+   * @internal
+   */
   constructor(host: WorkerHost, queue: TaskQueue, handler: TaskHandler, options: WorkerOptions) {
     const {
       concurrency = 1,
@@ -217,13 +270,21 @@ export class Worker {
     return this.stopped;
   }
 
-  /** Called by the connection each time it (re)connects. */
+  /**
+   * Called by the connection each time it (re)connects.
+   *
+   * @internal
+   */
   async attach(model: ChannelModel): Promise<void> {
     if (this.#state === "stopping" || this.#state === "stopped") return;
     await this.#subscribe(model);
   }
 
-  /** Called by the connection when it dropped: the channels went with it. */
+  /**
+   * Called by the connection when it dropped: the channels went with it.
+   *
+   * @internal
+   */
   detach(reason: string): void {
     this.#current = undefined;
     if (this.#state !== "consuming" && this.#state !== "connecting") return;
@@ -231,7 +292,11 @@ export class Worker {
     this.#emit({ type: "connection_lost", reason });
   }
 
-  /** Tells the worker's listeners about its connection. */
+  /**
+   * Tells the worker's listeners about its connection.
+   *
+   * @internal
+   */
   tell(event: WorkerEvent): void {
     this.#emit(event);
   }

@@ -4,13 +4,37 @@
  * @module
  */
 
-/** An event with a `type` naming it. */
+/**
+ * An event with a `type` naming it: what {@linkcode EventMap} sorts events by.
+ *
+ * @example
+ * ```ts
+ * import type { Typed, WorkerEvent } from "@workqueue/rabbitmq";
+ *
+ * function name(event: Typed): string {
+ *   return event.type;
+ * }
+ * const event: WorkerEvent = { type: "consuming", queue: "task_queue" };
+ * console.log(name(event)); // "consuming"
+ * ```
+ */
 export interface Typed {
   /** The event's name. */
   type: string;
 }
 
-/** The events of the union `E`, by their `type`. */
+/**
+ * The events of the union `E`, by their `type`: the event a listener of one type is given.
+ *
+ * @example The event a worker's "done" listener gets
+ * ```ts
+ * import type { EventMap, WorkerEvent } from "@workqueue/rabbitmq";
+ *
+ * type Done = EventMap<WorkerEvent>["done"];
+ * const done: Done = { type: "done", id: "42", attempt: 1, durationMs: 12 };
+ * console.log(done.durationMs);
+ * ```
+ */
 export type EventMap<E extends Typed> = { [K in E["type"]]: Extract<E, { type: K }> };
 
 /** Listeners of events of the union `E`, by type, and of all of them (`"*"`). */

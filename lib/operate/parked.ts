@@ -10,7 +10,7 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { ack, type Channel, type ChannelOpener, checkQueue } from "../amqp.ts";
 import type { GetMessage } from "amqplib";
 import { republish } from "../produce/republish.ts";

@@ -10,16 +10,82 @@ import type { TaskQueue } from "../topology/task_queue.ts";
 import { sendAll, type SendAllOptions, type SendAllResult } from "./bulk_send.ts";
 import { type OpenPublisherOptions, type PublishOptions, TaskPublisher } from "./publisher.ts";
 
-/** Options for {@linkcode Producer.send}. */
+/**
+ * Options for {@linkcode Producer.send}: the task id (`id`, a random UUID by default), how long to
+ * wait for the broker's confirm (`confirmTimeout`, 30000 ms), a `signal` to stop waiting, the
+ * body's `contentType` and AMQP `headers`.
+ *
+ * @example Send a task with an id of its own (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type SendOptions } from "@workqueue/rabbitmq";
+ *
+ * const connection = await connect("amqp://localhost");
+ * const producer = await connection.createProducer("invoices");
+ * const options: SendOptions = { id: "invoice-2026-0042", confirmTimeout: 5000 };
+ * await producer.sendJson({ invoice: 42 }, options);
+ * await connection.close();
+ * ```
+ */
 export type SendOptions = PublishOptions;
 
-/** Options for {@linkcode Producer.sendMany}. */
+/**
+ * Options for {@linkcode Producer.sendMany}: how many tasks may wait for their confirm at once
+ * (`window`, 1000), how long one may wait (`confirmTimeout`, 30000 ms), `onConfirmed` for progress
+ * and a `signal` to stop taking new tasks.
+ *
+ * @example Progress while sending many (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type SendManyOptions } from "@workqueue/rabbitmq";
+ *
+ * const connection = await connect("amqp://localhost");
+ * const producer = await connection.createProducer("task_queue");
+ * const options: SendManyOptions = {
+ *   window: 500,
+ *   onConfirmed: (confirmed, published) => console.log(`${confirmed}/${published}`),
+ * };
+ * await producer.sendMany(["a.", "b..", "c..."], options);
+ * await connection.close();
+ * ```
+ */
 export type SendManyOptions = SendAllOptions;
 
-/** What {@linkcode Producer.sendMany} did. */
+/**
+ * What {@linkcode Producer.sendMany} did: tasks `published`, tasks `confirmed`, how many of the
+ * first tasks were all confirmed (`confirmedPrefix`), and the first `error`, if any.
+ *
+ * @example Send again from the first task not confirmed (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type SendManyResult } from "@workqueue/rabbitmq";
+ *
+ * const bodies = ["a.", "b..", "c..."];
+ * const connection = await connect("amqp://localhost");
+ * const producer = await connection.createProducer("task_queue");
+ * const result: SendManyResult = await producer.sendMany(bodies);
+ * if (result.error !== undefined) {
+ *   await producer.sendMany(bodies.slice(result.confirmedPrefix)); // may duplicate, never lose
+ * }
+ * await connection.close();
+ * ```
+ */
 export type SendManyResult = SendAllResult;
 
-/** Options for {@linkcode Connection.createProducer}. */
+/**
+ * Options for {@linkcode Connection.createProducer}: `onWarning` when the queue exists with other
+ * arguments and is used as it is, and `onBlocked` when the broker starts blocking publishers
+ * (memory or disk alarm).
+ *
+ * @example Hear about a blocked broker (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, type ProducerOptions } from "@workqueue/rabbitmq";
+ *
+ * const options: ProducerOptions = {
+ *   onBlocked: (reason) => console.error(`Broker blocks publishers: ${reason}`),
+ *   onWarning: (message) => console.error(message),
+ * };
+ * const connection = await connect("amqp://localhost");
+ * const producer = await connection.createProducer("task_queue", options);
+ * ```
+ */
 export type ProducerOptions = OpenPublisherOptions;
 
 /** What a producer needs of its connection. */
@@ -28,9 +94,9 @@ export type ProducerHost = Parameters<typeof TaskPublisher.open>[0];
 /**
  * Sends tasks to one task queue, made by {@linkcode Connection.createProducer}.
  *
- * @example Send a task and a JSON task
- * ```ts ignore
- * import { connect, TaskQueue } from "./mod.ts";
+ * @example Send a task and a JSON task (needs a broker: type-checked, not run)
+ * ```ts
+ * import { connect, TaskQueue } from "@workqueue/rabbitmq";
  *
  * const connection = await connect("amqp://localhost");
  * const producer = await connection.createProducer(new TaskQueue("task_queue"));
@@ -48,7 +114,11 @@ export class Producer {
   #publisher: Promise<TaskPublisher> | undefined;
   #closed = false;
 
-  /** Made by {@linkcode Connection.createProducer}; not meant to be called directly. */
+  /**
+   * Made by {@linkcode Connection.createProducer}; not meant to be called directly.
+   *
+   * @internal
+   */
   constructor(host: ProducerHost, queue: TaskQueue, options: ProducerOptions = {}) {
     this.#host = host;
     this.queue = queue;

@@ -7,7 +7,19 @@
 
 import type { Message } from "../amqp.ts";
 
-/** Headers this project puts on tasks it retries or parks. */
+/**
+ * Headers this project puts on tasks it retries or parks.
+ *
+ * @example Why a task's earlier try failed
+ * ```ts
+ * import { type Task, TASK_HEADERS } from "@workqueue/rabbitmq";
+ *
+ * function lastFailure(task: Task): string | undefined {
+ *   const reason = task.headers[TASK_HEADERS.reason];
+ *   return typeof reason === "string" ? reason : undefined; // e.g. "timeout after 500 ms"
+ * }
+ * ```
+ */
 export const TASK_HEADERS = {
   /** Tries made so far (a number). */
   attempts: "task-attempts",

@@ -16,19 +16,58 @@ import {
 import { declareOrAdopt } from "./existing_queue.ts";
 import { AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
 
-/** The tutorial's queue name, shared with its Python and Java programs. */
+/**
+ * The tutorial's queue name, shared with its Python and Java programs.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_QUEUE, TaskQueue } from "@workqueue/rabbitmq";
+ *
+ * console.log(new TaskQueue().name === DEFAULT_QUEUE); // true: "task_queue"
+ * ```
+ */
 export const DEFAULT_QUEUE = "task_queue";
 
-/** The kinds of queue a task queue can be. */
+/**
+ * The kinds of queue a task queue can be.
+ *
+ * @example List the choices in a usage message
+ * ```ts
+ * import { QUEUE_TYPES } from "@workqueue/rabbitmq";
+ *
+ * console.log(`--queue-type ${QUEUE_TYPES.join("|")}`); // "--queue-type classic|quorum"
+ * ```
+ */
 export const QUEUE_TYPES = ["classic", "quorum"] as const;
 
-/** `classic` (the tutorial's, on one node) or `quorum` (replicated across a cluster). */
+/**
+ * `classic` (the tutorial's, on one node) or `quorum` (replicated across a cluster).
+ *
+ * @example
+ * ```ts
+ * import { type QueueType, TaskQueue } from "@workqueue/rabbitmq";
+ *
+ * const type: QueueType = "quorum";
+ * const queue = new TaskQueue("orders", { type });
+ * console.log(queue.type); // "quorum"
+ * ```
+ */
 export type QueueType = typeof QUEUE_TYPES[number];
 
 /** The longest queue name the broker takes, in bytes. */
 const MAX_NAME_BYTES = 255;
 
-/** Options for {@linkcode TaskQueue}. */
+/**
+ * Options for {@linkcode TaskQueue}.
+ *
+ * @example Five tries, 2 s apart at first, never more than a minute apart
+ * ```ts
+ * import { TaskQueue, type TaskQueueOptions } from "@workqueue/rabbitmq";
+ *
+ * const policy: TaskQueueOptions = { maxRetries: 4, retryDelay: 2000, maxRetryDelay: 60_000 };
+ * console.log(new TaskQueue("reports", policy).retrySchedule); // [2000, 4000, 8000, 16000]
+ * ```
+ */
 export interface TaskQueueOptions {
   /**
    * The queue type. Classic is declared exactly as the tutorial does (durable, no arguments), so
@@ -89,7 +128,7 @@ export interface OpenOptions {
  *
  * @example Describe the queue once, use it everywhere
  * ```ts
- * import { TaskQueue } from "./mod.ts";
+ * import { TaskQueue } from "@workqueue/rabbitmq";
  *
  * const queue = new TaskQueue("images", { type: "quorum", maxRetries: 2, retryDelay: 5000 });
  * console.log(queue.deadQueue); // "images.dead"
@@ -198,6 +237,8 @@ export class TaskQueue {
    *
    * @throws {AmqpError} with code 406 when the queue exists with other arguments; the channel is
    * then closed by the broker.
+   *
+   * @internal
    */
   async declare(channel: Channel): Promise<QueueInfo> {
     try {
@@ -210,7 +251,11 @@ export class TaskQueue {
     }
   }
 
-  /** Declares the dead queue: durable, of the task queue's type. */
+  /**
+   * Declares the dead queue: durable, of the task queue's type.
+   *
+   * @internal
+   */
   async declareDead(channel: Channel): Promise<string> {
     await declareDurable(channel, this.deadQueue, this.#typeArguments());
     return this.deadQueue;
@@ -221,6 +266,8 @@ export class TaskQueue {
    * dead-lettered, through the default exchange, back to the task queue. One queue per delay, so
    * every message in it has the same TTL and none waits behind a longer one. An idle retry queue
    * deletes itself an hour after its last use; by then everything in it has long expired back.
+   *
+   * @internal
    */
   async declareRetry(channel: Channel, delayMs: number): Promise<string> {
     const name = this.retryQueue(delayMs);
@@ -238,11 +285,18 @@ export class TaskQueue {
    * program with other arguments (a TTL, another type), it is used as it is: our declaration is
    * dropped for a passive check, and `onWarning` says so. One round trip when the queue is as we
    * declare it.
+   *
+   * @internal
    */
   async open(
     connection: ChannelOpener,
     options: OpenOptions & { confirm: true },
   ): Promise<TaskChannel<ConfirmChannel>>;
+  /**
+   * Opens a plain channel, as the other `open`, and makes sure the task queue exists.
+   *
+   * @internal
+   */
   async open(connection: ChannelOpener, options?: OpenOptions): Promise<TaskChannel<Channel>>;
   async open(connection: ChannelOpener, options: OpenOptions = {}): Promise<TaskChannel<Channel>> {
     const { confirm = false, onWarning = () => {} } = options;
@@ -257,6 +311,8 @@ export class TaskQueue {
   /**
    * Makes sure the dead queue exists on a channel of its own, closed again, with the checks of
    * {@linkcode TaskQueue.open}: a dead queue that could drop parked tasks is refused.
+   *
+   * @internal
    */
   async openDead(
     connection: ChannelOpener,
@@ -284,6 +340,14 @@ export class TaskQueue {
  * Checks a queue type given as text (`--queue-type`).
  *
  * @throws {TypeError} when it is not one of {@linkcode QUEUE_TYPES}.
+ *
+ * @example The queue type from the environment
+ * ```ts
+ * import { parseQueueType, TaskQueue } from "@workqueue/rabbitmq";
+ *
+ * const type = parseQueueType("quorum"); // e.g. Deno.env.get("TASK_QUEUE_TYPE") ?? "classic"
+ * const queue = new TaskQueue("orders", { type });
+ * ```
  */
 export function parseQueueType(value: string): QueueType {
   const type = QUEUE_TYPES.find((known) => known === value);
