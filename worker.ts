@@ -43,7 +43,7 @@ import {
 import { LineWriter } from "./lib/cli/output.ts";
 import { onShutdownSignal } from "./lib/cli/shutdown.ts";
 import type { TaskHandler } from "./lib/consume/task.ts";
-import { execTask } from "./lib/handlers/exec.ts";
+import { execTask, killRunningCommands } from "./lib/handlers/exec.ts";
 import { fakeWork } from "./lib/handlers/fake_work.ts";
 import { loadHandler } from "./lib/handlers/module.ts";
 import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
@@ -264,7 +264,11 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
       using _signals = onShutdownSignal({
         onFirst: () => stop.abort(),
         timeout: config.shutdownTimeout,
+        // Commands run in process groups of their own, which a closed terminal does not reach.
+        signals: ["SIGINT", "SIGTERM", "SIGHUP"],
         onForced: (why) => {
+          // The broker redelivers their tasks: the old runs must not go on beside the new ones.
+          killRunningCommands();
           emit({
             type: "warning",
             message: `${why}: exiting now; the broker will redeliver unacked tasks`,

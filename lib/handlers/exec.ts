@@ -72,20 +72,51 @@ export async function execTask(
   };
   signal?.addEventListener("abort", stop, { once: true });
   const prefix = `[${task.id}] `;
+  RUNNING.add(child.pid);
+  // A process the command left behind (`setsid sleep 45 &`) may hold the pipes open long after
+  // the command ended: once it has, its output is waited for only briefly.
+  const pipes = new AbortController();
+  const cut = (stream: ReadableStream<Uint8Array>) =>
+    stream.pipeThrough(new TransformStream<Uint8Array, Uint8Array>(), { signal: pipes.signal });
+  const reading = Promise.all([
+    readLines(cut(child.stdout), (line) => onOutput("stdout", prefix + line)),
+    readLines(cut(child.stderr), (line) => onOutput("stderr", prefix + line)),
+  ]).catch(() => {});
+  const feeding = feed(child.stdin, task.body, pipes.signal);
   try {
-    const [status] = await Promise.all([
-      child.status,
-      feed(child.stdin, task.body),
-      readLines(child.stdout, (line) => onOutput("stdout", prefix + line)),
-      readLines(child.stderr, (line) => onOutput("stderr", prefix + line)),
+    const status = await child.status;
+    RUNNING.delete(child.pid);
+    let lingering: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([reading, feeding]),
+      new Promise((resolve) => lingering = setTimeout(resolve, PIPE_GRACE_MS)),
     ]);
+    clearTimeout(lingering);
+    pipes.abort();
+    await Promise.all([reading, feeding]);
     if (signal?.aborted) throw signal.reason;
     if (status.signal) throw new Error(`signal ${status.signal}`);
     if (status.code !== 0) throw new Error(`exit code ${status.code}`);
   } finally {
+    RUNNING.delete(child.pid);
     signal?.removeEventListener("abort", stop);
     clearTimeout(killTimer);
   }
+}
+
+/** How long output is still read after the command exited, in milliseconds. */
+const PIPE_GRACE_MS = 1000;
+
+/** The process groups of the commands running now. */
+const RUNNING = new Set<number>();
+
+/**
+ * Kills every command still running, with its whole process group (SIGKILL): for a worker that
+ * exits without waiting for its tasks, so that none of them runs on beside the redelivered copy.
+ */
+export function killRunningCommands(): void {
+  for (const pid of RUNNING) killGroup(pid, "SIGKILL");
+  RUNNING.clear();
 }
 
 function killGroup(pid: number, signal: Deno.Signal): void {
@@ -96,12 +127,20 @@ function killGroup(pid: number, signal: Deno.Signal): void {
   }
 }
 
-async function feed(stdin: WritableStream<Uint8Array>, body: Uint8Array): Promise<void> {
+async function feed(
+  stdin: WritableStream<Uint8Array>,
+  body: Uint8Array,
+  signal: AbortSignal,
+): Promise<void> {
   const writer = stdin.getWriter();
+  const abort = () => void writer.abort().catch(() => {});
+  signal.addEventListener("abort", abort, { once: true });
   try {
     await writer.write(body);
     await writer.close();
   } catch {
     // A command that does not read its input closes the pipe early; that is its business.
+  } finally {
+    signal.removeEventListener("abort", abort);
   }
 }
