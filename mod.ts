@@ -64,3 +64,5 @@ export {
   type WorkerState,
 } from "./lib/consume/worker.ts";
 export { PermanentError, type Task, type TaskHandler } from "./lib/consume/task.ts";
+export type { Outcome } from "./lib/consume/outcome.ts";
+export { OutcomeTimeoutError, type WaitOptions } from "./lib/produce/outcomes.ts";

@@ -8,16 +8,19 @@
  * deno task send                         # sends "Hello World!"
  * deno task send --queue reports Build.  # another queue
  * seq 1000 | deno task send --stdin       # one task per line, pipelined, on one connection
+ * deno task send --wait resize photo.jpg  # wait for the outcome: done (0) or parked (1)
  * ```
  *
  * Exit codes: 0 sent and confirmed (every task, with --stdin), 1 not sent (broker unreachable,
- * refused, no confirm; with --stdin it says how many tasks were confirmed), 2 bad arguments or
- * empty input.
+ * refused, no confirm; with --stdin it says how many tasks were confirmed; with --wait, a task
+ * parked), 2 bad arguments or empty input, 3 with --wait: no outcome within --wait-timeout (the
+ * task still runs).
  *
  * @module
  */
 
-import { connect, type Producer } from "./mod.ts";
+import { connect, OutcomeTimeoutError, type Producer } from "./mod.ts";
+import { describeOutcome, jsonOutcome } from "./lib/observe/outcome_output.ts";
 import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
@@ -63,6 +66,24 @@ export const NEW_TASK_COMMAND: CommandSpec = {
       description: "With --stdin: the most tasks published but not yet confirmed at once.",
     },
     {
+      name: "wait",
+      kind: "boolean",
+      description:
+        "Wait until a worker has finished the task for good and print its outcome: exit 0 when done, 1 when parked (with the reason), 3 when --wait-timeout passed first (the task still runs). With --stdin, one line per task as they finish.",
+    },
+    {
+      name: "wait-timeout",
+      kind: "string",
+      valueName: "MS",
+      default: "0",
+      description: "With --wait: how long to wait for each outcome; 0 for no limit.",
+    },
+    {
+      name: "json",
+      kind: "boolean",
+      description: "With --wait: print each outcome as one JSON object.",
+    },
+    {
       name: "confirm-timeout",
       kind: "string",
       valueName: "MS",
@@ -82,6 +103,9 @@ interface NewTaskConfig {
   message: string | undefined;
   window: number;
   confirmTimeout: number;
+  wait: boolean;
+  waitTimeout: number;
+  json: boolean;
   heartbeat: number;
   ca: string | undefined;
 }
@@ -102,6 +126,12 @@ export function main(args: string[]): Promise<number> {
           min: 1,
           max: MAX_TIMER_MS,
         }),
+        wait: values.wait === true,
+        waitTimeout: parseInteger("wait-timeout", values["wait-timeout"], {
+          min: 0,
+          max: MAX_TIMER_MS,
+        }),
+        json: values.json === true,
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
         ca: typeof values.ca === "string"
           ? badInput(() => readCaFile(values.ca as string))
@@ -132,10 +162,16 @@ export function main(args: string[]): Promise<number> {
             console.error(`The broker is blocking publishers (${reason}); waiting until it stops`);
           },
         });
+        if (config.message !== undefined && config.wait) {
+          return await sendOneAndWait(producer, config.message, config);
+        }
         if (config.message !== undefined) {
           await producer.send(config.message, { confirmTimeout: config.confirmTimeout });
           console.log(` [x] Sent '${config.message}'`);
           return EXIT.ok;
+        }
+        if (config.wait) {
+          return await sendStdinAndWait(producer, prepend(first!.value!, tasks!), config);
         }
         return await sendStdin(producer, prepend(first!.value!, tasks!), config);
       } finally {
@@ -143,6 +179,67 @@ export function main(args: string[]): Promise<number> {
       }
     },
   });
+}
+
+async function sendOneAndWait(
+  producer: Producer,
+  message: string,
+  config: NewTaskConfig,
+): Promise<number> {
+  try {
+    const outcome = await producer.sendAndWait(message, {
+      confirmTimeout: config.confirmTimeout,
+      wait: { timeout: config.waitTimeout },
+      onSent: () => {
+        if (!config.json) console.log(` [x] Sent '${message}'`);
+      },
+    });
+    console.log(config.json ? jsonOutcome(outcome) : describeOutcome(outcome));
+    return outcome.status === "done" ? EXIT.ok : EXIT.failure;
+  } catch (error) {
+    if (!(error instanceof OutcomeTimeoutError)) throw error;
+    console.error(describeError(error));
+    return EXIT.waitTimeout;
+  }
+}
+
+async function sendStdinAndWait(
+  producer: Producer,
+  tasks: AsyncIterable<string>,
+  config: NewTaskConfig,
+): Promise<number> {
+  const started = performance.now();
+  const result = await producer.sendManyAndWait(tasks, {
+    window: config.window,
+    confirmTimeout: config.confirmTimeout,
+    wait: { timeout: config.waitTimeout },
+    onOutcome: (outcome, index) =>
+      console.log(
+        config.json
+          ? jsonOutcome(outcome, { line: index + 1 })
+          : describeOutcome(outcome, ` (line ${index + 1})`),
+      ),
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const done = result.outcomes.filter((outcome) => outcome.status === "done").length;
+  const parked = result.outcomes.length - done;
+  const summary =
+    ` [=] ${result.confirmed} tasks sent in ${seconds} s: ${done} done, ${parked} parked${
+      result.missing > 0 ? `, ${result.missing} without an outcome in time (still running)` : ""
+    }`;
+  if (result.error !== undefined) {
+    console.error(
+      `${
+        describeError(result.error)
+      }. The first ${result.confirmedPrefix} tasks are all confirmed: re-send from task ${
+        result.confirmedPrefix + 1
+      }`,
+    );
+  }
+  if (config.json) console.error(summary);
+  else console.log(summary);
+  if (result.error !== undefined || parked > 0) return EXIT.failure;
+  return result.missing > 0 ? EXIT.waitTimeout : EXIT.ok;
 }
 
 async function* prepend<T>(first: T, rest: AsyncIterable<T>): AsyncGenerator<T> {

@@ -130,6 +130,26 @@ export function publishPersistent(
   );
 }
 
+/**
+ * Publishes a reply to a direct reply-to address (`amq.rabbitmq.reply-to.…`): not persistent,
+ * not mandatory, no confirm awaited. The address lives only as long as its consumer's channel.
+ */
+export function publishReply(
+  channel: Channel,
+  replyTo: string,
+  content: Uint8Array,
+  properties: Options.Publish,
+): void {
+  channel.sendToQueue(
+    replyTo,
+    Buffer.from(content.buffer, content.byteOffset, content.byteLength),
+    properties,
+  );
+}
+
+/** The direct reply-to pseudo-queue: consumed (no ack) before publishing requests on a channel. */
+export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+
 /** Limits the unacked deliveries the broker hands this channel's consumers (basic.qos). */
 export function setPrefetch(channel: Channel, count: number): Promise<unknown> {
   return channel.prefetch(count);

@@ -10,7 +10,7 @@ import { redactSecrets } from "../broker/url.ts";
 import { type CommandSpec, formatHelp, type ParsedFlags, parseFlags } from "./flags.ts";
 
 /** Exit codes, as documented in the README. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, waitTimeout: 3, interrupted: 130 } as const;
 
 /** Options for {@linkcode runCommand}. */
 export interface RunCommandOptions<C> {

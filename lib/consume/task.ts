@@ -32,6 +32,11 @@ export interface Task {
   readonly headers: Readonly<Record<string, unknown>>;
   /** The producer's `content-type`, if it set one (`application/json` for JSON tasks). */
   readonly contentType: string | undefined;
+  /**
+   * True when the producer waits for the outcome (it set `reply-to`): what the handler returns
+   * is sent to it.
+   */
+  readonly awaited: boolean;
   /** The body as UTF-8 text (invalid bytes become U+FFFD). */
   text(): string;
   /**
@@ -109,6 +114,7 @@ export function taskOf(message: ConsumeMessage, attempt: number): Task {
     redelivered: fields.redelivered,
     headers: properties.headers ?? {},
     contentType: properties.contentType,
+    awaited: typeof properties.replyTo === "string" && properties.replyTo !== "",
     text: () => decoder.decode(body),
     json: <T>() => JSON.parse(decoder.decode(body)) as T,
   };

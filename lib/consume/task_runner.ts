@@ -14,6 +14,7 @@ import type { TaskQueue } from "../topology/task_queue.ts";
 import type { AckBatch } from "./ack_batch.ts";
 import type { Deadlines } from "./deadlines.ts";
 import type { Holder } from "./holder.ts";
+import { sendOutcome } from "./outcome.ts";
 import { isPermanent, type Task, type TaskHandler, taskOf } from "./task.ts";
 
 /**
@@ -111,11 +112,12 @@ export async function runTask(
   const controller = policy.deadlines.start();
   let failure: string | undefined;
   let permanent = false;
+  let value: unknown;
   try {
     const result = handler(task, controller.signal);
     // A promise is raced with the time limit: a handler that ignores its signal still loses its
     // try when the time is up, and the worker goes on (its promise is left to settle unheard).
-    if (isThenable(result)) await Promise.race([result, expiry(controller.signal)]);
+    value = isThenable(result) ? await Promise.race([result, expiry(controller.signal)]) : result;
   } catch (error) {
     permanent = !controller.signal.aborted && isPermanent(error);
     failure = describeError(controller.signal.aborted ? controller.signal.reason : error);
@@ -127,6 +129,17 @@ export async function runTask(
     // As in the tutorial: say it is done, then ack.
     onEvent({ type: "done", id: task.id, attempt: task.attempt, durationMs });
     settle(delivery, "ack", task, onEvent);
+    if (task.awaited) {
+      void delivery.mover.channel().then((channel) =>
+        sendOutcome(channel, delivery.message, {
+          id: task.id,
+          status: "done",
+          attempts: task.attempt,
+          durationMs,
+          worker: policy.hostname,
+          ...(value === undefined ? {} : { result: value }),
+        }), () => {});
+    }
     return;
   }
   const reason = permanent ? `permanent failure: ${failure}` : failure;
@@ -205,7 +218,8 @@ async function park(
 ): Promise<void> {
   const target = policy.queue.deadQueue;
   const attempt = async () => {
-    await republish(await delivery.mover.channel(), target, delivery.message, headers);
+    const mover = await delivery.mover.channel();
+    await republish(mover, target, delivery.message, headers);
     if (settle(delivery, "ack", task, onEvent)) {
       onEvent({
         type: "dead_lettered",
@@ -214,6 +228,14 @@ async function park(
         reason,
         queue: target,
         durationMs,
+      });
+      sendOutcome(mover, delivery.message, {
+        id: task.id,
+        status: "parked",
+        attempts: task.attempt,
+        durationMs,
+        worker: policy.hostname,
+        reason,
       });
     }
   };

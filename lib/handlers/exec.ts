@@ -33,7 +33,8 @@ export interface ExecTaskOptions {
 /**
  * Runs `command` through `sh -c` for `task`: the body on stdin, and `TASK_ID`, `TASK_ATTEMPT`,
  * `TASK_REDELIVERED` in the environment, which is the worker's without
- * {@linkcode CREDENTIAL_VARIABLES}. Resolves when it exits 0.
+ * {@linkcode CREDENTIAL_VARIABLES}. Resolves when it exits 0: with its standard output when the
+ * task is awaited (up to {@linkcode MAX_RESULT_OUTPUT} bytes; past that it is printed instead).
  *
  * @throws {Error} whose message is the failure reason: `exit code 3`, `signal SIGSEGV`,
  * `cannot start sh: ...`, or the abort reason when `signal` stopped it.
@@ -42,7 +43,7 @@ export async function execTask(
   command: string,
   task: Task,
   options: ExecTaskOptions = {},
-): Promise<void> {
+): Promise<string | undefined> {
   const { signal, killGrace = 5000, onOutput = () => {} } = options;
   signal?.throwIfAborted();
   let child: Deno.ChildProcess;
@@ -78,8 +79,22 @@ export async function execTask(
   const pipes = new AbortController();
   const cut = (stream: ReadableStream<Uint8Array>) =>
     stream.pipeThrough(new TransformStream<Uint8Array, Uint8Array>(), { signal: pipes.signal });
+  // A producer that waits gets the command's standard output as the task's result instead.
+  let captured: string[] | undefined = task.awaited ? [] : undefined;
+  let capturedBytes = 0;
+  const onStdout = (line: string) => {
+    if (captured === undefined) return onOutput("stdout", prefix + line);
+    capturedBytes += line.length + 1;
+    if (capturedBytes <= MAX_RESULT_OUTPUT) captured.push(line);
+    else {
+      // Too much for a result: printed as when nobody waits, from its first line.
+      for (const earlier of captured) onOutput("stdout", prefix + earlier);
+      captured = undefined;
+      onOutput("stdout", prefix + line);
+    }
+  };
   const reading = Promise.all([
-    readLines(cut(child.stdout), (line) => onOutput("stdout", prefix + line)),
+    readLines(cut(child.stdout), onStdout),
     readLines(cut(child.stderr), (line) => onOutput("stderr", prefix + line)),
   ]).catch(() => {});
   const feeding = feed(child.stdin, task.body, pipes.signal);
@@ -97,12 +112,16 @@ export async function execTask(
     if (signal?.aborted) throw signal.reason;
     if (status.signal) throw new Error(`signal ${status.signal}`);
     if (status.code !== 0) throw new Error(`exit code ${status.code}`);
+    return captured?.join("\n");
   } finally {
     RUNNING.delete(child.pid);
     signal?.removeEventListener("abort", stop);
     clearTimeout(killTimer);
   }
 }
+
+/** The most standard output sent as a waited task's result, in bytes (about). */
+export const MAX_RESULT_OUTPUT = 65_536;
 
 /** How long output is still read after the command exited, in milliseconds. */
 const PIPE_GRACE_MS = 1000;

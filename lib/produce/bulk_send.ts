@@ -7,7 +7,7 @@
 
 import { AmqpError } from "../broker/errors.ts";
 import { type Clock, SYSTEM_CLOCK } from "../consume/deadlines.ts";
-import type { TaskPublisher } from "./publisher.ts";
+import type { TaskProperties, TaskPublisher } from "./publisher.ts";
 
 /** What {@linkcode sendAll} uses of a publisher. */
 export type BulkPublisher = Pick<TaskPublisher, "send" | "full" | "writable" | "blocked">;
@@ -39,6 +39,16 @@ export interface SendAllOptions {
    * @default {SYSTEM_CLOCK}
    */
   clock?: Clock;
+  /**
+   * AMQP properties for every task.
+   * @default {undefined}
+   */
+  properties?: TaskProperties;
+  /**
+   * Called as each task is published, with its id and its place in `bodies` (from 0).
+   * @default {undefined}
+   */
+  onPublished?: (id: string, index: number) => void;
 }
 
 /** What {@linkcode sendAll} did. */
@@ -70,6 +80,8 @@ export async function sendAll(
     onConfirmed = () => {},
     signal,
     clock = SYSTEM_CLOCK,
+    properties,
+    onPublished,
   } = options;
   if (!Number.isInteger(window) || window < 1) {
     throw new RangeError(`Invalid window "${window}": expected a whole number of at least 1`);
@@ -130,7 +142,9 @@ export async function sendAll(
       if (error !== undefined) break;
       const index = published++;
       inFlight++;
-      publisher.send(body, crypto.randomUUID(), (failure) => {
+      const id = crypto.randomUUID();
+      onPublished?.(id, index);
+      publisher.send(body, id, (failure) => {
         inFlight--;
         lastProgress = clock.now();
         if (index !== settledPrefix) settledAhead.add(index);
@@ -147,7 +161,7 @@ export async function sendAll(
           interrupt?.();
         }
         wakeUp();
-      });
+      }, properties);
     }
     while (inFlight > 0 && !stalled) {
       await new Promise<void>((resolve) => wake = resolve);

@@ -5,7 +5,9 @@
  * @module
  */
 
-import type { ChannelOpener } from "../amqp.ts";
+import { type ChannelOpener, DIRECT_REPLY_TO } from "../amqp.ts";
+import type { Outcome } from "../consume/outcome.ts";
+import { Outcomes, type WaitOptions } from "./outcomes.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import { sendAll, type SendAllOptions, type SendAllResult } from "./bulk_send.ts";
 import { type OpenPublisherOptions, type PublishOptions, TaskPublisher } from "./publisher.ts";
@@ -112,6 +114,7 @@ export class Producer {
   #host: ProducerHost & ChannelOpener;
   #options: ProducerOptions;
   #publisher: Promise<TaskPublisher> | undefined;
+  #outcomes: Outcomes | undefined;
   #closed = false;
 
   /**
@@ -167,6 +170,63 @@ export class Producer {
     return await sendAll(await this.#open(), bodies, options);
   }
 
+  /**
+   * Sends one task and waits until a worker has finished it for good: done (resolves with
+   * `status: "done"` and the handler's result) or parked after its last try (`status: "parked"`
+   * and the reason). Retries in between are waited through. The outcome travels over RabbitMQ's
+   * direct reply-to: nothing is declared for it, and if this producer goes away the task still
+   * runs, only its outcome is lost.
+   *
+   * @throws {AmqpError} as for {@linkcode Producer.send}, or when the connection drops while
+   * waiting (the task still runs).
+   * @throws {OutcomeTimeoutError} when `wait.timeout` passes first (the task still runs).
+   */
+  async sendAndWait(
+    body: string | Uint8Array,
+    options: SendOptions & { wait?: WaitOptions; onSent?: (id: string) => void } = {},
+  ): Promise<Outcome> {
+    const { wait = {}, onSent = () => {}, ...send } = options;
+    const outcomes = await this.#listen();
+    const id = await this.send(body, { ...send, replyTo: DIRECT_REPLY_TO });
+    onSent(id);
+    return await outcomes.wait(id, wait);
+  }
+
+  /**
+   * Sends every body of `bodies` as {@linkcode Producer.sendMany} does and waits for each task's
+   * outcome, calling `onOutcome` as they come (in finishing order) with the outcome and the
+   * task's place in `bodies`. Resolves with the send's result and the outcomes that came.
+   */
+  async sendManyAndWait(
+    bodies: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
+    options: SendManyOptions & {
+      wait?: WaitOptions;
+      onOutcome?: (outcome: Outcome, index: number) => void;
+    } = {},
+  ): Promise<SendManyResult & { outcomes: Outcome[]; missing: number }> {
+    const { wait = {}, onOutcome = () => {}, onPublished, ...send } = options;
+    const outcomes = await this.#listen();
+    const collected: Outcome[] = [];
+    const waits: Promise<void>[] = [];
+    let missing = 0;
+    const result = await this.sendMany(bodies, {
+      ...send,
+      properties: { ...send.properties, replyTo: DIRECT_REPLY_TO },
+      onPublished: (id, index) => {
+        onPublished?.(id, index);
+        waits.push(
+          outcomes.wait(id, wait).then((outcome) => {
+            collected.push(outcome);
+            onOutcome(outcome, index);
+          }, () => void missing++),
+        );
+      },
+    });
+    // Tasks that were not confirmed are not waited for: they may never have arrived.
+    await Promise.all(waits.slice(0, result.confirmedPrefix));
+    return { ...result, outcomes: collected, missing };
+  }
+
   /** Closes the producer's channel; confirms still outstanding fail. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -175,12 +235,25 @@ export class Producer {
     await publisher?.then((open) => open.close()).catch(() => {});
   }
 
+  // The reply consumer must exist on the publishing channel before a task names it.
+  async #listen(): Promise<Outcomes> {
+    const publisher = await this.#open();
+    if (!this.#outcomes) {
+      const outcomes = new Outcomes();
+      publisher.onClose(() => outcomes.close());
+      this.#outcomes = outcomes;
+      await publisher.listenForReplies(outcomes.receive);
+    }
+    return this.#outcomes;
+  }
+
   #open(): Promise<TaskPublisher> {
     if (this.#closed) return Promise.reject(new Error("Cannot send: the producer is closed"));
     if (this.#publisher) return this.#publisher;
     const opening = TaskPublisher.open(this.#host, this.queue, this.#options).then((publisher) => {
       publisher.onClose(() => {
         if (this.#publisher === opening) this.#publisher = undefined;
+        this.#outcomes = undefined;
       });
       return publisher;
     });

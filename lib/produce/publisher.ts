@@ -6,7 +6,13 @@
  */
 
 import type { EventEmitter } from "node:events";
-import { type ChannelOpener, type ConfirmChannel, publishPersistent } from "../amqp.ts";
+import {
+  type ChannelOpener,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  DIRECT_REPLY_TO,
+  publishPersistent,
+} from "../amqp.ts";
 import { AmqpError, brokerReason } from "../broker/errors.ts";
 import type { OpenOptions, TaskQueue } from "../topology/task_queue.ts";
 
@@ -37,10 +43,15 @@ export interface PublishOptions {
    * @default {undefined}
    */
   headers?: Record<string, unknown>;
+  /**
+   * Where the worker sends the task's outcome (set by {@linkcode Producer.sendAndWait}).
+   * @default {undefined}
+   */
+  replyTo?: string;
 }
 
 /** The AMQP properties a task may be given besides its id. */
-export type TaskProperties = Pick<PublishOptions, "contentType" | "headers">;
+export type TaskProperties = Pick<PublishOptions, "contentType" | "headers" | "replyTo">;
 
 /** Options for {@linkcode TaskPublisher.open}. */
 export interface OpenPublisherOptions extends Omit<OpenOptions, "confirm"> {
@@ -74,6 +85,7 @@ export class TaskPublisher {
   #closeReason: string | undefined;
   #unlisten: () => void = () => {};
   #drained: PromiseWithResolvers<void> | undefined;
+  #replies: Promise<void> | undefined;
 
   /** Wraps a confirm channel on which `queue` has been declared. */
   constructor(channel: ConfirmChannel, queue: TaskQueue) {
@@ -190,11 +202,13 @@ export class TaskPublisher {
     done: (error?: AmqpError) => void,
     extra?: TaskProperties,
   ): void {
-    const properties = {
+    const properties: Record<string, unknown> = {
       messageId: id,
       timestamp: Math.floor(Date.now() / 1000),
       ...extra,
     };
+    // The outcome comes back under the task's id.
+    if (extra?.replyTo !== undefined) properties.correlationId = id;
     try {
       const room = publishPersistent(
         this.#channel,
@@ -212,6 +226,17 @@ export class TaskPublisher {
     } catch (error) {
       done(this.#notSent(id, error));
     }
+  }
+
+  /**
+   * Consumes the channel's direct reply-to address, where workers send the outcomes of tasks
+   * published here with `replyTo` set to {@linkcode DIRECT_REPLY_TO}. Once per publisher.
+   */
+  async listenForReplies(onReply: (message: ConsumeMessage) => void): Promise<void> {
+    this.#replies ??= this.#channel.consume(DIRECT_REPLY_TO, (message) => {
+      if (message) onReply(message);
+    }, { noAck: true }).then(() => {});
+    await this.#replies;
   }
 
   /** Calls `listener` once the channel has closed (the broker closed it, or the connection dropped). */
