@@ -99,10 +99,12 @@ export function parseQueueType(value: string): QueueType {
   return type;
 }
 
-// The broker names the type it has and the one asked for; "none" means a classic queue.
+// The broker names the type it has and the one asked for; "none" means a classic queue. RabbitMQ
+// 3.x says "received the value 'quorum' of type 'longstr' but current is none", 4.x "received
+// 'quorum' but current is 'classic'".
 function typeMismatch(reason: string): { asked: string; existing: string } | undefined {
   const match =
-    /'x-queue-type'.*received (none|the value '(\w+)').* but current is (none|the value '(\w+)')/
+    /'x-queue-type'.*received (none|(?:the value )?'(\w+)').* but current is (none|(?:the value )?'(\w+)')/
       .exec(reason);
   if (!match) return undefined;
   return { asked: match[2] ?? "classic", existing: match[4] ?? "classic" };
