@@ -20,19 +20,30 @@ export function brokerEval(expression: string): Promise<string> {
   return rabbitmqctl("eval", expression);
 }
 
-/** Sets a `rabbit` application setting; the returned function restores the old value. */
+/**
+ * Sets a `rabbit` application setting; the returned function restores the old value. Settings
+ * the broker copies into a persistent term of the same name at boot, and reads from there (4.x
+ * does so with `max_message_size`), are set in both places.
+ */
 export async function setBrokerSetting(key: string, value: string): Promise<() => Promise<void>> {
-  const before = await brokerEval(`application:get_env(rabbit, ${key}).`);
-  await brokerEval(`application:set_env(rabbit, ${key}, ${value}).`);
+  const before = await brokerEval(
+    `{application:get_env(rabbit, ${key}), persistent_term:get(${key}, undefined)}.`,
+  );
+  await brokerEval(
+    `application:set_env(rabbit, ${key}, ${value}), ` +
+      `case persistent_term:get(${key}, undefined) of undefined -> ok; ` +
+      `_ -> persistent_term:put(${key}, ${value}) end.`,
+  );
   let restored = false;
   return async () => {
     if (restored) return;
     restored = true;
-    const match = /^\{ok,(.*)\}$/s.exec(before);
+    // The printed terms are Erlang again: {{ok,Value} | undefined, Term | undefined}.
     await brokerEval(
-      match
-        ? `application:set_env(rabbit, ${key}, ${match[1]}).`
-        : `application:unset_env(rabbit, ${key}).`,
+      `{Env, Term} = ${before}, ` +
+        `case Env of {ok, V} -> application:set_env(rabbit, ${key}, V); ` +
+        `undefined -> application:unset_env(rabbit, ${key}) end, ` +
+        `case Term of undefined -> ok; _ -> persistent_term:put(${key}, Term) end.`,
     );
   };
 }
