@@ -50,7 +50,10 @@ import {
 } from "./lib/flags.ts";
 import { onShutdownSignal } from "./lib/shutdown.ts";
 
-/** RabbitMQ's default consumer ack timeout: a task still unacked then has its channel closed. */
+/**
+ * RabbitMQ's default consumer ack timeout: a task still unacked then is taken back (its channel
+ * closed; from RabbitMQ 4.3 its consumer cancelled, and on quorum queues only).
+ */
 const BROKER_ACK_TIMEOUT_MS = 1_800_000;
 
 /** The worker's command line. */
@@ -234,7 +237,7 @@ export function main(args: string[]): Promise<number> {
         emit({
           type: "warning",
           message:
-            `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min), after which the broker closes the channel and redelivers the task; raise consumer_timeout on the broker too`,
+            `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min; from RabbitMQ 4.3 on quorum queues only), after which the broker takes the task back and redelivers it; raise consumer_timeout on the broker too`,
         });
       }
       const stop = new AbortController();

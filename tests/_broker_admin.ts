@@ -20,6 +20,18 @@ export function brokerEval(expression: string): Promise<string> {
   return rabbitmqctl("eval", expression);
 }
 
+/** The broker's version, as numbers: `[4, 3, 6]`. */
+export async function brokerVersion(): Promise<number[]> {
+  const text = await brokerEval("rabbit_misc:version().");
+  return text.replace(/"/g, "").split(/[.+-]/).map(Number).filter((n) => !Number.isNaN(n));
+}
+
+/** Whether `version` (from {@linkcode brokerVersion}) is `major.minor` or later. */
+export function atLeast(version: number[], major: number, minor = 0): boolean {
+  const [have = 0, haveMinor = 0] = version;
+  return have > major || (have === major && haveMinor >= minor);
+}
+
 /**
  * Sets a `rabbit` application setting; the returned function restores the old value. Settings
  * the broker copies into a persistent term of the same name at boot, and reads from there (4.x
