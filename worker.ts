@@ -56,6 +56,9 @@ import { onShutdownSignal } from "./lib/shutdown.ts";
  */
 const BROKER_ACK_TIMEOUT_MS = 1_800_000;
 
+/** RabbitMQ 4.x's default delivery-limit of quorum queues: a task delivered more often is dropped. */
+const BROKER_DELIVERY_LIMIT = 20;
+
 /** The worker's command line. */
 export const WORKER_COMMAND: CommandSpec = {
   usage: "deno task worker [OPTIONS]",
@@ -238,6 +241,13 @@ export function main(args: string[]): Promise<number> {
           type: "warning",
           message:
             `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min; from RabbitMQ 4.3 on quorum queues only), after which the broker takes the task back and redelivers it; raise consumer_timeout on the broker too`,
+        });
+      }
+      if (config.queueType === "quorum" && config.maxRetries >= BROKER_DELIVERY_LIMIT) {
+        emit({
+          type: "warning",
+          message:
+            `Warning: --max-retries ${config.maxRetries} on a quorum queue: from RabbitMQ 4.0 the broker drops a task delivered more than ${BROKER_DELIVERY_LIMIT} times without an ack (its default delivery-limit) before its tries here are used up; keep --max-retries below ${BROKER_DELIVERY_LIMIT} or raise delivery-limit with a policy`,
         });
       }
       const stop = new AbortController();
