@@ -99,7 +99,7 @@ in_root() {
 ctl() {
   local arg node_given=0
   for arg in "$@"; do
-    case "$arg" in -n | --node | -n* | --node=*) node_given=1 ;; esac
+    case "$arg" in -n | --node | --node=*) node_given=1 ;; esac
   done
   local args=("$@")
   [ "$node_given" = 1 ] || args=(-n "$NODE" "$@")
