@@ -56,8 +56,14 @@ import {
 } from "./lib/observe/worker_output.ts";
 import type { TaskQueue } from "./lib/topology/task_queue.ts";
 
-/** RabbitMQ's default consumer ack timeout: a task still unacked then has its channel closed. */
+/**
+ * RabbitMQ's default consumer ack timeout: a task still unacked then is taken back (its channel
+ * closed; from RabbitMQ 4.3 its consumer cancelled, and on quorum queues only).
+ */
 const BROKER_ACK_TIMEOUT_MS = 1_800_000;
+
+/** RabbitMQ 4.x's default delivery-limit of quorum queues: a task delivered more often is dropped. */
+const BROKER_DELIVERY_LIMIT = 20;
 
 /** The worker's command line. */
 export const WORKER_COMMAND: CommandSpec = {
@@ -256,7 +262,14 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
         emit({
           type: "warning",
           message:
-            `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min), after which the broker closes the channel and redelivers the task; raise consumer_timeout on the broker too`,
+            `Warning: --task-timeout ${config.taskTimeout} lets a task run past RabbitMQ's default consumer ack timeout (30 min; from RabbitMQ 4.3 on quorum queues only), after which the broker takes the task back and redelivers it; raise consumer_timeout on the broker too`,
+        });
+      }
+      if (config.queue.type === "quorum" && config.queue.maxRetries >= BROKER_DELIVERY_LIMIT) {
+        emit({
+          type: "warning",
+          message:
+            `Warning: --max-retries ${config.queue.maxRetries} on a quorum queue: from RabbitMQ 4.0 the broker drops a task delivered more than ${BROKER_DELIVERY_LIMIT} times without an ack (its default delivery-limit) before its tries here are used up; keep --max-retries below ${BROKER_DELIVERY_LIMIT} or raise delivery-limit with a policy`,
         });
       }
       let worker: Worker | undefined;

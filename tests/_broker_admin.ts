@@ -1,41 +1,61 @@
 /**
  * Changes to the shared broker for fault tests, each paired with its undo. Tests that use these
  * run serially (deno test runs files one after another, and tests in a file in order) and
- * restore the broker in `finally`.
+ * restore the broker in `finally`. The broker and the `rabbitmqctl` that reaches it come from
+ * the environment (see `_helpers.ts`).
  *
  * @module
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
+import { BROKER_URL, MANAGEMENT_URL, rabbitmqctl } from "./_helpers.ts";
 
-/** Runs `rabbitmqctl` with `args` and returns its stdout; throws on failure. */
-export async function rabbitmqctl(...args: string[]): Promise<string> {
-  const { success, stdout, stderr } = await new Deno.Command("rabbitmqctl", { args }).output();
-  const text = new TextDecoder().decode(stdout).trim();
-  if (!success) {
-    throw new Error(`rabbitmqctl ${args.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
-  }
-  return text;
-}
+export { rabbitmqctl };
 
-/** Evaluates an Erlang expression on the broker node. */
+/**
+ * Evaluates an Erlang expression on the broker node. No `$` in it: Debian's `rabbitmqctl`, run as
+ * root, hands its arguments to `sh -c`.
+ */
 export function brokerEval(expression: string): Promise<string> {
   return rabbitmqctl("eval", expression);
 }
 
-/** Sets a `rabbit` application setting; the returned function restores the old value. */
+/** The broker's version, as numbers: `[4, 3, 6]`. */
+export async function brokerVersion(): Promise<number[]> {
+  const text = await brokerEval("rabbit_misc:version().");
+  return text.replace(/"/g, "").split(/[.+-]/).map(Number).filter((n) => !Number.isNaN(n));
+}
+
+/** Whether `version` (from {@linkcode brokerVersion}) is `major.minor` or later. */
+export function atLeast(version: number[], major: number, minor = 0): boolean {
+  const [have = 0, haveMinor = 0] = version;
+  return have > major || (have === major && haveMinor >= minor);
+}
+
+/**
+ * Sets a `rabbit` application setting; the returned function restores the old value. Settings
+ * the broker copies into a persistent term of the same name at boot, and reads from there (4.x
+ * does so with `max_message_size`), are set in both places.
+ */
 export async function setBrokerSetting(key: string, value: string): Promise<() => Promise<void>> {
-  const before = await brokerEval(`application:get_env(rabbit, ${key}).`);
-  await brokerEval(`application:set_env(rabbit, ${key}, ${value}).`);
+  const before = await brokerEval(
+    `{application:get_env(rabbit, ${key}), persistent_term:get(${key}, undefined)}.`,
+  );
+  await brokerEval(
+    `application:set_env(rabbit, ${key}, ${value}), ` +
+      `case persistent_term:get(${key}, undefined) of undefined -> ok; ` +
+      `_ -> persistent_term:put(${key}, ${value}) end.`,
+  );
   let restored = false;
   return async () => {
     if (restored) return;
     restored = true;
-    const match = /^\{ok,(.*)\}$/s.exec(before);
+    // The printed terms are Erlang again: {{ok,Value} | undefined, Term | undefined}.
     await brokerEval(
-      match
-        ? `application:set_env(rabbit, ${key}, ${match[1]}).`
-        : `application:unset_env(rabbit, ${key}).`,
+      `{Env, Term} = ${before}, ` +
+        `case Env of {ok, V} -> application:set_env(rabbit, ${key}, V); ` +
+        `undefined -> application:unset_env(rabbit, ${key}) end, ` +
+        `case Term of undefined -> ok; _ -> persistent_term:put(${key}, Term) end.`,
     );
   };
 }
@@ -63,10 +83,12 @@ export async function raiseMemoryAlarm(): Promise<() => Promise<void>> {
   };
 }
 
-/** Whether the broker accepts AMQP connections on 127.0.0.1:5672. */
+/** Whether the test broker accepts TCP connections on its AMQP port. */
 export async function brokerAnswers(): Promise<boolean> {
+  const url = new URL(BROKER_URL.split(",")[0]!);
+  const port = Number(url.port || (url.protocol === "amqps:" ? 5671 : 5672));
   try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: 5672 });
+    const conn = await Deno.connect({ hostname: url.hostname.replace(/^\[|\]$/g, ""), port });
     conn.close();
     return true;
   } catch {
@@ -90,6 +112,54 @@ export async function startBroker(timeout = 60_000): Promise<void> {
   }
 }
 
+/**
+ * Runs `fn` with the URL of the broker's management API once it answers: `TEST_MANAGEMENT_URL`
+ * when set (the plugin is on there already), else the local broker's, at 127.0.0.1:15672, whose
+ * plugin is enabled with `rabbitmq-plugins` for `fn` and disabled again after it.
+ */
+export async function withManagementApi<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const url = MANAGEMENT_URL ?? "http://127.0.0.1:15672";
+  const plugins = (...args: string[]) => new Deno.Command("rabbitmq-plugins", { args }).output();
+  if (MANAGEMENT_URL === undefined) {
+    await rabbitmqctl("eval", "ok."); // the broker is up
+    const enable = await plugins("enable", "rabbitmq_management");
+    if (!enable.success) {
+      throw new Error(`rabbitmq-plugins enable failed: ${new TextDecoder().decode(enable.stderr)}`);
+    }
+  }
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await answers(`${url}/api/overview`))) {
+      if (Date.now() > deadline) throw new Error(`No management API at ${url} within 30 s`);
+      await sleep(200);
+    }
+    return await fn(url);
+  } finally {
+    if (MANAGEMENT_URL === undefined) {
+      await plugins(
+        "disable",
+        "rabbitmq_management",
+        "rabbitmq_management_agent",
+        "rabbitmq_web_dispatch",
+      );
+    }
+  }
+}
+
+async function answers(url: string): Promise<boolean> {
+  const { username, password } = new URL(BROKER_URL.split(",")[0]!);
+  const credentials = `${decodeURIComponent(username) || "guest"}:${
+    decodeURIComponent(password) || "guest"
+  }`;
+  try {
+    const response = await fetch(url, { headers: { authorization: `Basic ${btoa(credentials)}` } });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
 /** A TLS listener added to the running broker, with the CA that signed its certificate. */
 export interface TlsListener extends AsyncDisposable {
   port: number;
@@ -102,11 +172,20 @@ async function openssl(...args: string[]): Promise<void> {
   if (!success) throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
 }
 
+/** A TCP port nothing listens on now. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
 /**
  * Makes a throwaway CA and a certificate for localhost/127.0.0.1 signed by it, and opens an
- * AMQPS listener on the broker with them. Disposing it closes the listener and deletes the files.
+ * AMQPS listener on the broker with them, on `port` or a free one. The broker reads the files
+ * from this machine's temporary directory. Disposing it closes the listener and deletes the files.
  */
-export async function startTlsListener(port = 5671): Promise<TlsListener> {
+export async function startTlsListener(port = freePort()): Promise<TlsListener> {
   const dir = await Deno.makeTempDir({ prefix: "workqueue_tls_" });
   const file = (name: string) => `${dir}/${name}`;
   try {

@@ -2,6 +2,18 @@
  * Test helpers: the entry scripts as real processes, a real broker connection, queue names of
  * their own, and waits bounded by deadlines.
  *
+ * Which broker the tests use, and how they reach it, comes from the environment:
+ *
+ * - `AMQP_URL`: the broker ({@linkcode BROKER_URL}, default `amqp://guest:guest@127.0.0.1:5672`).
+ * - `TEST_RABBITMQCTL`: the command that runs `rabbitmqctl` against it, split on spaces
+ *   ({@linkcode RABBITMQCTL}, default `rabbitmqctl`): `tools/rabbitmq4.sh ctl`, say, or
+ *   `docker compose exec -T rabbitmq rabbitmqctl`.
+ * - `TEST_MANAGEMENT_URL`: its management API, already enabled ({@linkcode MANAGEMENT_URL});
+ *   without it the test of the API enables the local broker's plugin itself, on port 15672.
+ * - `TEST_BROKER_LOCAL=0`: the broker does not run on this machine ({@linkcode BROKER_LOCAL}):
+ *   tests that need its files, its node or its processes are skipped, saying why
+ *   ({@linkcode onBrokerHost}).
+ *
  * @module
  */
 
@@ -12,6 +24,65 @@ import { connect } from "../lib/broker/connection.ts";
 
 /** The broker the tests use. */
 export const BROKER_URL = Deno.env.get("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
+
+/** The command line that runs `rabbitmqctl` against the test broker. */
+export const RABBITMQCTL: readonly string[] = (Deno.env.get("TEST_RABBITMQCTL") ?? "rabbitmqctl")
+  .trim().split(/\s+/);
+
+/** The test broker's management API when the environment names one (it is then already on). */
+export const MANAGEMENT_URL: string | undefined = Deno.env.get("TEST_MANAGEMENT_URL") || undefined;
+
+/** Whether the test broker runs on this machine, so that tests may use its files and node. */
+export const BROKER_LOCAL = Deno.env.get("TEST_BROKER_LOCAL") !== "0";
+
+/**
+ * The name and `ignore` option of a test that needs the broker's own machine: skipped when
+ * `TEST_BROKER_LOCAL=0`, with `reason` in its name.
+ *
+ * @example Usage
+ * ```ts ignore
+ * Deno.test(onBrokerHost("a TLS listener works", "the broker reads certificates from /tmp"), fn);
+ * ```
+ */
+export function onBrokerHost(name: string, reason: string): { name: string; ignore: boolean } {
+  return BROKER_LOCAL
+    ? { name, ignore: false }
+    : { name: `${name} [skipped, TEST_BROKER_LOCAL=0: ${reason}]`, ignore: true };
+}
+
+/** What {@linkcode brokerUrlWith} changes in the test broker's URL. */
+export interface BrokerUrlChanges {
+  /** Another user name. */
+  username?: string;
+  /** Another password. */
+  password?: string;
+  /** Another vhost. */
+  vhost?: string;
+}
+
+/** {@linkcode BROKER_URL} (its first node) with other credentials or another vhost. */
+export function brokerUrlWith(changes: BrokerUrlChanges): string {
+  const url = new URL(BROKER_URL.split(",")[0]!);
+  const { username, password, vhost } = changes;
+  if (username !== undefined) url.username = encodeURIComponent(username);
+  if (password !== undefined) url.password = encodeURIComponent(password);
+  if (vhost !== undefined) url.pathname = `/${encodeURIComponent(vhost)}`;
+  return url.href;
+}
+
+/** Runs `rabbitmqctl` (or {@linkcode RABBITMQCTL}) with `args` and returns its stdout; throws on failure. */
+export async function rabbitmqctl(...args: string[]): Promise<string> {
+  const [command, ...prefix] = RABBITMQCTL;
+  const { success, stdout, stderr } = await new Deno.Command(command!, {
+    args: [...prefix, ...args],
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(stdout).trim();
+  if (!success) {
+    throw new Error(`rabbitmqctl ${args.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
+  }
+  return text;
+}
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -265,20 +336,17 @@ export interface QueueCounts {
 
 /** Asks `rabbitmqctl` for a queue's counts; undefined when the queue does not exist. */
 export async function queueCounts(queue: string): Promise<QueueCounts | undefined> {
-  const { stdout, success, stderr } = await new Deno.Command("rabbitmqctl", {
-    args: [
-      "list_queues",
-      "-q",
-      "--formatter",
-      "json",
-      "name",
-      "messages_ready",
-      "messages_unacknowledged",
-      "consumers",
-    ],
-  }).output();
-  if (!success) throw new Error(`rabbitmqctl failed: ${new TextDecoder().decode(stderr)}`);
-  const rows = JSON.parse(new TextDecoder().decode(stdout)) as Array<Record<string, unknown>>;
+  const stdout = await rabbitmqctl(
+    "list_queues",
+    "-q",
+    "--formatter",
+    "json",
+    "name",
+    "messages_ready",
+    "messages_unacknowledged",
+    "consumers",
+  );
+  const rows = JSON.parse(stdout) as Array<Record<string, unknown>>;
   const row = rows.find((r) => r.name === queue);
   if (!row) return undefined;
   return {

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { withBrokerSetting } from "./_broker_admin.ts";
-import { openBroker, runScript, uniqueQueue } from "./_helpers.ts";
+import { displayUrl } from "../lib/broker/url.ts";
+import { brokerUrlWith, openBroker, runScript, uniqueQueue } from "./_helpers.ts";
+
+/** `text` matched literally inside a RegExp. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
 
 // Each bad input: one line on stderr, a documented exit code, no stack trace, no password.
 async function assertOneLine(
@@ -32,20 +38,26 @@ Deno.test("new_task.ts reports an unknown host in one line and exits 1", async (
 });
 
 Deno.test("new_task.ts reports wrong credentials (403) without printing them, and exits 1", async () => {
+  const url = brokerUrlWith({ password: "s3cret" });
   await assertOneLine(
     ["x"],
-    { AMQP_URL: "amqp://guest:s3cret@127.0.0.1:5672" },
+    { AMQP_URL: url },
     1,
-    /^Cannot connect to "amqp:\/\/127\.0\.0\.1:5672": access refused \(403\): wrong user name or password$/,
+    new RegExp(
+      `^Cannot connect to "${
+        literal(displayUrl(url))
+      }": access refused \\(403\\): wrong user name or password$`,
+    ),
   );
 });
 
 Deno.test("new_task.ts reports an unknown vhost and exits 1", async () => {
+  const url = brokerUrlWith({ vhost: "no_such_vhost" });
   await assertOneLine(
     ["x"],
-    { AMQP_URL: "amqp://guest:guest@127.0.0.1:5672/no_such_vhost" },
+    { AMQP_URL: url },
     1,
-    /^Cannot connect to "amqp:\/\/127\.0\.0\.1:5672\/no_such_vhost": .*vhost "no_such_vhost" exist/,
+    new RegExp(`^Cannot connect to "${literal(displayUrl(url))}": .*vhost "no_such_vhost" exist`),
   );
 });
 

@@ -324,6 +324,26 @@ Deno.test("worker warns when --task-timeout outlives the broker's ack timeout", 
   }
 });
 
+Deno.test("worker warns when --max-retries on a quorum queue outlasts RabbitMQ 4's delivery-limit", async () => {
+  const queue = uniqueQueue("manyretries");
+  const warning =
+    /^Warning: --max-retries \d+ on a quorum queue: from RabbitMQ 4\.0 the broker drops/m;
+  try {
+    for (const [retries, warned] of [["19", false], ["20", true]] as const) {
+      await using worker = await startWorker(queue, [
+        "--queue-type",
+        "quorum",
+        "--max-retries",
+        retries,
+      ]);
+      assert.equal(warning.test(worker.stderr.join("\n")), warned, worker.transcript());
+    }
+  } finally {
+    await using broker = await openBroker();
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
+
 Deno.test("worker rejects bad failure-handling flags with exit 2", async () => {
   for (
     const args of [["--max-retries", "-1"], ["--retry-delay", "0"], ["--concurrency", "0"], [

@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  atLeast,
   brokerAnswers,
+  brokerVersion,
   rabbitmqctl,
   raiseMemoryAlarm,
   setBrokerSetting,
@@ -208,39 +210,79 @@ Deno.test("while the broker blocks publishers the producer waits, says so once, 
   }
 });
 
-Deno.test("a channel the broker closes (ack timeout) is replaced, and the task is redelivered and finished", async () => {
-  const queue = uniqueQueue("acktimeout");
+/**
+ * Makes the broker's consumer ack timeout 1 s for `fn`, and restores it. The broker reads it when
+ * a channel opens (and before RabbitMQ 4.3 checks it on the channel's tick, made short here too);
+ * from 4.3, when a consumer starts.
+ */
+async function withShortAckTimeout(
+  fn: (undo: () => Promise<void>) => Promise<void>,
+): Promise<void> {
   const restore: Array<() => Promise<void>> = [];
   const undoAll = async () => {
     for (const undo of restore.splice(0).reverse()) await undo();
   };
   try {
-    // The broker checks ack timeouts on its channel tick; make both short for this test only.
     restore.push(await setBrokerSetting("channel_tick_interval", "500"));
     restore.push(await setBrokerSetting("consumer_timeout", "1000"));
-    await using worker = await startWorker(queue, ["--dot-ms", "200"]);
-    await using broker = await openBroker();
-    await broker.publish(queue, "Slow..........");
-    await waitUntil(
-      "the broker to close the channel",
-      () => worker.stderr.some((line) => /timed out.*opening a new one$/.test(line)),
-      10_000,
-    );
-    await undoAll();
-    await waitUntil("the task finished on a new channel and acked", async () => {
-      const counts = await queueCounts(queue);
-      return counts?.ready === 0 && counts.unacked === 0 &&
-        worker.matching(/^ \[x\] Done$/).length >= 2;
-    }, 20_000);
-    assert.ok(
-      worker.stderr.some((line) => /finished after its channel was lost/.test(line)),
-      worker.transcript(),
-    );
+    await fn(undoAll);
   } finally {
     await undoAll();
-    await deleteQueue(queue);
   }
-});
+}
+
+// The ack timeout of RabbitMQ before 4.3 closes the channel of a late task, whatever its queue's
+// type. From 4.3 it applies to quorum queues only, and cancels the consumer instead (for clients
+// that understand consumer cancel notifications, as amqplib does). Either way the worker gets a
+// new channel and consumer, and the task, taken back, is redelivered and finished.
+for (const queueType of ["classic", "quorum"] as const) {
+  Deno.test(`the broker's ack timeout on a ${queueType} queue closes the channel before RabbitMQ 4.3 and cancels the consumer from 4.3 (quorum queues only); the worker carries on and the task is finished`, async () => {
+    const queue = uniqueQueue(`acktimeout_${queueType}`);
+    const version = await brokerVersion();
+    const channelClosed = !atLeast(version, 4, 3);
+    const timesOut = channelClosed || queueType === "quorum";
+    try {
+      await withShortAckTimeout(async (undo) => {
+        await using worker = await startWorker(queue, [
+          "--queue-type",
+          queueType,
+          "--dot-ms",
+          "200",
+        ]);
+        await using broker = await openBroker();
+        await broker.publish(queue, "Slow..........");
+        if (!timesOut) {
+          // RabbitMQ 4.3 and later: no timeout on a classic queue; the task runs its 2 s, once.
+          await worker.waitForLines(/^ \[x\] Done$/, 1, 10_000);
+          assert.deepEqual(worker.matching(/Received/), [" [x] Received 'Slow..........'"]);
+          assert.deepEqual(worker.stderr, [], worker.transcript());
+          return;
+        }
+        const takenBack = channelClosed
+          ? /^The broker closed the channel \(.*timed out.*\); opening a new one$/
+          : /^The broker cancelled the consumer/;
+        await waitUntil(
+          `the broker to take the task back (${version.join(".")}): ${worker.transcript()}`,
+          () => worker.stderr.some((line) => takenBack.test(line)),
+          10_000,
+        );
+        await undo();
+        await waitUntil("the task finished on a new channel and acked", async () => {
+          const counts = await queueCounts(queue);
+          return counts?.ready === 0 && counts.unacked === 0 &&
+            worker.matching(/^ \[x\] Done$/).length >= 2;
+        }, 20_000);
+        assert.ok(
+          worker.stderr.some((line) => /finished after its channel was lost/.test(line)),
+          worker.transcript(),
+        );
+      });
+    } finally {
+      await deleteQueue(queue);
+      await deleteQueue(`${queue}.dead`);
+    }
+  });
+}
 
 Deno.test("a bulk send waits out a blocked broker too, then every task is confirmed", async () => {
   const queue = uniqueQueue("bulkalarm");

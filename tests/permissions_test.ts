@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { rabbitmqctl } from "./_broker_admin.ts";
-import { openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
+import { brokerUrlWith, openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
 
@@ -31,7 +31,7 @@ Deno.test("the README's least-privilege users can send and work tasks, and nothi
       );
       await rabbitmqctl("set_permissions", "-p", "/", user, configure!, write!, read!);
     }
-    const as = (user: string) => ({ AMQP_URL: `amqp://${user}:${password}@127.0.0.1:5672` });
+    const as = (user: string) => ({ AMQP_URL: brokerUrlWith({ username: user, password }) });
     const sent = await runScript("new_task.ts", ["--queue", queue, "Allowed."], {
       env: as(users.producer),
     });

@@ -25,6 +25,13 @@
 # printed, stops whatever it started and exits 1. `stop` works whatever state the nodes are in
 # (running, half-started, already gone) and exits 0 once none is left. Progress goes to stderr;
 # stdout is only the AMQP_URL line. Needs root or the broker's user, like rabbitmqctl.
+#
+# $LOCAL_CLUSTER_EXEC, when set, is a command line the nodes' rabbitmq-server and rabbitmqctl run
+# under, e.g. `tools/rabbitmq4.sh exec` for RabbitMQ 4.x from its Debian root (its /tmp is this
+# machine's, so $LOCAL_CLUSTER_DIR must be under /tmp then). $LOCAL_CLUSTER_AMQP_PORT and
+# $LOCAL_CLUSTER_DIST_PORT move the three nodes' ports (defaults 5681 and 25681), so that two
+# clusters can run at once. The node names need `localhost` to resolve where the nodes run;
+# `start` checks that first.
 set -euo pipefail
 
 DIR=${LOCAL_CLUSTER_DIR:-/tmp/workqueue-cluster}
@@ -32,8 +39,10 @@ DIR=${LOCAL_CLUSTER_DIR:-/tmp/workqueue-cluster}
 STEP_TIMEOUT=${LOCAL_CLUSTER_STEP_TIMEOUT:-60}
 NODES=(wq1 wq2 wq3)
 HOST=localhost
-AMQP_BASE=5681
-DIST_BASE=25681
+AMQP_BASE=${LOCAL_CLUSTER_AMQP_PORT:-5681}
+DIST_BASE=${LOCAL_CLUSTER_DIST_PORT:-25681}
+# The command the nodes and rabbitmqctl run under (none: this machine's rabbitmq-server).
+read -r -a EXEC <<<"${LOCAL_CLUSTER_EXEC:-}"
 
 say() { echo "local_cluster: $(date +%T.%N | cut -c1-12) $*" >&2; }
 node_name() { echo "${NODES[$1]}@${HOST}"; }
@@ -56,10 +65,11 @@ ctl() {
   local log
   log="$(node_dir "$i")/ctl.log"
   echo "\$ rabbitmqctl -n $(node_name "$i") $*" >>"$log"
-  timeout "$STEP_TIMEOUT" rabbitmqctl -n "$(node_name "$i")" "$@" >>"$log" 2>&1
+  timeout "$STEP_TIMEOUT" "${EXEC[@]}" rabbitmqctl -n "$(node_name "$i")" "$@" >>"$log" 2>&1
 }
 
-# The user the nodes run as: Debian's wrapper runs them as rabbitmq when started by root.
+# The user the nodes run as: Debian's wrapper runs them as rabbitmq when started by root (and
+# tools/rabbitmq4.sh exec always does, with this machine's uid for rabbitmq).
 broker_user() {
   if [ "$(id -u)" = 0 ] && id -u rabbitmq >/dev/null 2>&1; then echo rabbitmq; else id -un; fi
 }
@@ -110,15 +120,15 @@ launch() {
     export RABBITMQ_LOG_BASE="${dir}/log"
     export RABBITMQ_PID_FILE="${dir}/pid"
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-    if command -v setsid >/dev/null; then exec setsid -w rabbitmq-server; fi
-    exec rabbitmq-server
+    if command -v setsid >/dev/null; then exec setsid -w "${EXEC[@]}" rabbitmq-server; fi
+    exec "${EXEC[@]}" rabbitmq-server
   ) </dev/null >>"${dir}/server.out" 2>&1 &
   echo "$!" >"${dir}/launcher.pid"
 }
 
 # The running members of node 1's cluster, one a line.
 running_nodes() {
-  timeout "$STEP_TIMEOUT" rabbitmqctl -n "$(node_name 0)" -q cluster_status --formatter json \
+  timeout "$STEP_TIMEOUT" "${EXEC[@]}" rabbitmqctl -n "$(node_name 0)" -q cluster_status --formatter json \
     2>/dev/null | sed -n 's/.*"running_nodes":\[\([^]]*\)\].*/\1/p' | tr -d '"' | tr , '\n'
 }
 
@@ -162,8 +172,14 @@ fail() {
 }
 
 start_all() {
-  if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
+  if ! "${EXEC[@]}" sh -c 'command -v rabbitmq-server && command -v rabbitmqctl' >/dev/null; then
     say "rabbitmq-server and rabbitmqctl are needed (apt-get install rabbitmq-server)"
+    exit 1
+  fi
+  # The nodes are NAME@localhost: without localhost in the hosts file (a bare Debian root has
+  # none) they cannot even start their distribution.
+  if ! "${EXEC[@]}" getent hosts "$HOST" >/dev/null; then
+    say "\"${HOST}\" does not resolve where the nodes run; add it to /etc/hosts there"
     exit 1
   fi
   local i
@@ -213,9 +229,9 @@ stop_node() {
   dir=$(node_dir "$i")
   if port_open "$(dist_port "$i")"; then
     if [ -s "${dir}/pid" ]; then
-      timeout 60 rabbitmqctl -n "$node" -q stop "${dir}/pid" >/dev/null 2>&1 || true
+      timeout 60 "${EXEC[@]}" rabbitmqctl -n "$node" -q stop "${dir}/pid" >/dev/null 2>&1 || true
     else
-      timeout 60 rabbitmqctl -n "$node" -q stop >/dev/null 2>&1 || true
+      timeout 60 "${EXEC[@]}" rabbitmqctl -n "$node" -q stop >/dev/null 2>&1 || true
     fi
   fi
   for pid_file in "${dir}/pid" "${dir}/launcher.pid"; do
@@ -263,7 +279,7 @@ status_all() {
   if [ "$up" -gt 0 ]; then
     for i in "${!NODES[@]}"; do
       port_open "$(amqp_port "$i")" || continue
-      timeout "$STEP_TIMEOUT" rabbitmqctl -n "$(node_name "$i")" -q cluster_status || true
+      timeout "$STEP_TIMEOUT" "${EXEC[@]}" rabbitmqctl -n "$(node_name "$i")" -q cluster_status || true
       break
     done
     amqp_url
