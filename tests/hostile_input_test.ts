@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { rabbitmqctl } from "./_broker_admin.ts";
 import {
+  brokerUrlWith,
   openBroker,
   queueCounts,
   runScript,
@@ -45,7 +46,7 @@ Deno.test("an --exec command's environment has no broker credentials", async () 
     await using worker = startScript(
       "worker.ts",
       ["--queue", queue, "--exec", 'env > "$OUT/env"'],
-      { env: { AMQP_URL: `amqp://${user}:${SECRET}@127.0.0.1:5672`, OUT: out } },
+      { env: { AMQP_URL: brokerUrlWith({ username: user, password: SECRET }), OUT: out } },
     );
     await worker.waitForLines(/Waiting for messages/);
     await using broker = await openBroker();
