@@ -183,3 +183,20 @@ Deno.test("a retry queue another program declared without dead-lettering: the tr
     await remove(queue, `${queue}.dead`, `${queue}.retry.100ms`);
   }
 });
+
+Deno.test("a queue name whose dead or retry queue would pass 255 bytes is refused at start with exit 2 and the longest that works", async () => {
+  const queue = `q${"x".repeat(245)}`; // fits alone; "<q>.retry.1000ms" does not
+  for (const script of ["worker.ts", "new_task.ts"]) {
+    const result = await runScript(script, [
+      "--queue",
+      queue,
+      ...(script === "new_task.ts" ? ["x"] : []),
+    ]);
+    assert.equal(result.code, 2, `${script}: ${result.stderr}`);
+    assert.match(result.stderr, /would be longer than 255 bytes; .* at most \d+ bytes/);
+  }
+  await using broker = await openBroker();
+  const channel = await broker.connection.createChannel();
+  channel.on("error", () => {});
+  await assert.rejects(channel.checkQueue(queue), "nothing was declared");
+});
