@@ -165,3 +165,41 @@ Deno.test("durations past what a timer can wait, and a retry delay past the sche
     assertOneLine(result.stderr, /^Invalid value "\d+" for --[a-z-]+: expected a whole number/);
   }
 });
+
+Deno.test("a refused permission is reported as that permission on that queue, not as a wrong password", async () => {
+  const queue = uniqueQueue("perm");
+  const user = `permtest_${crypto.randomUUID().slice(0, 8)}`;
+  const env = { AMQP_URL: `amqp://${user}:${SECRET}@127.0.0.1:5672` };
+  await using broker = await openBroker();
+  await rabbitmqctl("add_user", user, SECRET);
+  try {
+    await publishWithId(queue, "waiting", "task-1");
+    // Configure and write, but no read: the worker declares its queues, then may not consume.
+    await rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", "^$");
+    const worker = await runScript("worker.ts", ["--queue", queue], { env });
+    assert.equal(worker.code, 1, worker.stderr);
+    assertOneLine(
+      worker.stderr,
+      new RegExp(
+        `^Cannot consume "${queue}": access refused \\(403\\): user "${user}" may not read queue "${queue}" in vhost "/"$`,
+      ),
+    );
+    // No configure: the producer may not declare the queue.
+    await rabbitmqctl("set_permissions", "-p", "/", user, "^$", ".*", ".*");
+    const producer = await runScript("new_task.ts", ["--queue", queue, "x"], { env });
+    assert.equal(producer.code, 1, producer.stderr);
+    assertOneLine(
+      producer.stderr,
+      new RegExp(
+        `^Cannot declare queue "${queue}": access refused \\(403\\): user "${user}" may not configure queue "${queue}" in vhost "/"$`,
+      ),
+    );
+    for (const result of [worker, producer]) {
+      assert.ok(!(result.stdout + result.stderr).includes(SECRET), "no password");
+    }
+    assert.deepEqual(await queueCounts(queue), { ready: 1, unacked: 0, consumers: 0 });
+  } finally {
+    await rabbitmqctl("delete_user", user).catch(() => {});
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
