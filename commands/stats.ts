@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseBrokerList } from "../lib/broker/connection.ts";
 import { EXIT, runCommand } from "../lib/cli/cli.ts";
 import {
+  badInput,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -19,7 +20,7 @@ import {
   RETRY_DELAY_FLAG,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
-import { type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
+import { parseManagementUrl, type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
 import { onShutdownSignal } from "../lib/cli/shutdown.ts";
 import { common, withConnection } from "./_common.ts";
 
@@ -70,6 +71,7 @@ export function stats(args: string[]): Promise<number> {
   return runCommand(STATS_COMMAND, args, {
     configure: (flags) => {
       const management = requireString("management-url", flags.values["management-url"]);
+      if (management !== "none") badInput(() => parseManagementUrl(management));
       return {
         ...common(flags),
         managementUrl: management === "none" ? undefined : management,

@@ -203,3 +203,58 @@ Deno.test("a refused permission is reported as that permission on that queue, no
     await broker.deleteQueues(queue, `${queue}.dead`);
   }
 });
+
+Deno.test("queue.ts stats sends the credentials of --management-url as its one Authorization header and never prints them", async () => {
+  const queue = uniqueQueue("mgmt");
+  await using broker = await openBroker();
+  // A stand-in for the management API, to see what the command sends: it answers only the
+  // credentials of the URL, and only at a URL without them.
+  const seen: { authorization: string | null; url: string }[] = [];
+  const expected = `Basic ${btoa(`mgmt:${SECRET}`)}`;
+  await using api = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    seen.push({ authorization: request.headers.get("authorization"), url: request.url });
+    if (request.headers.get("authorization") !== expected) {
+      return new Response("unauthorized", { status: 401 });
+    }
+    return Response.json({ items: [{ name: queue, messages_unacknowledged: 0 }] });
+  });
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  try {
+    await publishWithId(queue, "waiting", "task-1");
+    const before = await queueCounts(queue);
+    const silent = await runScript("queue.ts", [
+      "stats",
+      "--queue",
+      queue,
+      "--management-url",
+      `http://mgmt:${SECRET}@127.0.0.1:${closedPort}`,
+    ]);
+    assert.equal(silent.code, 0, silent.stderr);
+    assert.match(
+      silent.stdout,
+      new RegExp(`the management API at http://127\\.0\\.0\\.1:${closedPort}/ did not answer`),
+    );
+    const answered = await runScript("queue.ts", [
+      "stats",
+      "--queue",
+      queue,
+      "--json",
+      "--management-url",
+      `http://mgmt:${SECRET}@127.0.0.1:${api.addr.port}`,
+    ]);
+    assert.equal(answered.code, 0, answered.stderr);
+    assert.equal(JSON.parse(answered.stdout).unacked, 0, "the API answered the URL's user");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.authorization, expected, "one Authorization value: the URL's");
+    assert.ok(!seen[0]!.url.includes(SECRET), "no credentials in the request's URL");
+    for (const result of [silent, answered]) {
+      assert.equal(result.stderr, "");
+      assert.ok(!(result.stdout + result.stderr).includes(SECRET), "no password");
+    }
+    assert.deepEqual(await queueCounts(queue), before);
+  } finally {
+    await broker.deleteQueues(queue);
+  }
+});
