@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
 /**
  * The producer: sends one task to the durable task queue and exits 0 only after the broker has
  * confirmed it, so a task reported as sent is on disk in the queue.
@@ -21,11 +21,12 @@
 
 import { connect, OutcomeTimeoutError, type Producer } from "./mod.ts";
 import { describeOutcome, jsonOutcome } from "./lib/observe/outcome_output.ts";
-import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
+import { readCaFile } from "./lib/broker/connection.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   ALLOW_LOSSY_FLAG,
   badInput,
+  brokerUrlFromFlags,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -34,8 +35,8 @@ import {
   parseInteger,
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
-  requireString,
   taskQueueFromFlags,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
 import { nonEmptyLines } from "./lib/produce/bulk_send.ts";
@@ -49,6 +50,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
     'Send a task (the words of MESSAGE, or "Hello World!") to the task queue; with --stdin, one task per line.',
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     QUEUE_TYPE_FLAG,
     ALLOW_LOSSY_FLAG,
@@ -114,9 +116,9 @@ interface NewTaskConfig {
 export function main(args: string[]): Promise<number> {
   return runCommand<NewTaskConfig>(NEW_TASK_COMMAND, args, {
     allowPositionals: true,
-    configure({ values, positionals }) {
-      const url = requireString("url", values.url);
-      badInput(() => parseBrokerList(url));
+    configure(flags) {
+      const { values, positionals } = flags;
+      const url = brokerUrlFromFlags(flags);
       return {
         url,
         queue: taskQueueFromFlags(values),

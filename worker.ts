@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
 /**
  * The worker: takes tasks from the durable task queue (fair dispatch), does them, and acks each
  * task only once it is done, so a task whose worker dies goes to another worker. A task that
@@ -24,11 +24,12 @@
  */
 
 import { connect, type Worker, type WorkerEvent } from "./mod.ts";
-import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
+import { readCaFile } from "./lib/broker/connection.ts";
 import { UsageError } from "./lib/broker/errors.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   badInput,
+  brokerUrlFromFlags,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -38,6 +39,7 @@ import {
   requireString,
   TASK_QUEUE_FLAGS,
   taskQueueFromFlags,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
 import { LineWriter } from "./lib/cli/output.ts";
@@ -65,6 +67,7 @@ export const WORKER_COMMAND: CommandSpec = {
   summary: "Take tasks from the task queue and do them, acking each when it is done.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     ...TASK_QUEUE_FLAGS,
     {
       name: "handler",
@@ -189,9 +192,9 @@ export interface WorkerMainOptions {
 /** Runs the worker with command-line `args`; resolves with the exit code. */
 export function main(args: string[], options: WorkerMainOptions = {}): Promise<number> {
   return runCommand<WorkerConfig>(WORKER_COMMAND, args, {
-    configure({ values }) {
-      const url = requireString("url", values.url);
-      badInput(() => parseBrokerList(url));
+    configure(flags) {
+      const { values } = flags;
+      const url = brokerUrlFromFlags(flags);
       const concurrency = parseInteger("concurrency", values.concurrency, { min: 1, max: 65535 });
       const kinds = [values.exec, values.handler].filter((value) => value !== undefined);
       if (kinds.length > 1 || (kinds.length > 0 && options.handler)) {

@@ -18,6 +18,7 @@ import {
   QUEUE_FLAG,
   requireString,
   RETRY_DELAY_FLAG,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
 import { parseManagementUrl, type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
@@ -31,6 +32,7 @@ export const STATS_COMMAND: CommandSpec = {
     "Show ready, unacked and consumers for the task queue, its retry queues and its dead queue.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     {
       ...MAX_RETRIES_FLAG,

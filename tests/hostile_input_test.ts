@@ -258,3 +258,72 @@ Deno.test("queue.ts stats sends the credentials of --management-url as its one A
     await broker.deleteQueues(queue);
   }
 });
+
+Deno.test("--url-file and AMQP_URL_FILE read the broker URL from a file: the password is in no process's arguments or environment", async () => {
+  const queue = uniqueQueue("urlfile");
+  const user = `urlfile_${crypto.randomUUID().slice(0, 8)}`;
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/amqp_url`;
+  await Deno.writeTextFile(file, `  amqp://${user}:${SECRET}@127.0.0.1:5672\n`);
+  // A URL that fails to log in: whenever it is used instead of the file, the test sees it.
+  const wrong = "amqp://nobody:wrong@127.0.0.1:5672";
+  await using broker = await openBroker();
+  await rabbitmqctl("add_user", user, SECRET);
+  await rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*");
+  const outputs: string[] = [];
+  try {
+    const flag = await runScript("new_task.ts", ["--url-file", file, "--queue", queue, "one"], {
+      env: { AMQP_URL: wrong },
+    });
+    assert.equal(flag.code, 0, `--url-file wins over AMQP_URL: ${flag.stderr}`);
+    const env = await runScript("new_task.ts", ["--queue", queue, "two"], {
+      env: { AMQP_URL: "", AMQP_URL_FILE: file },
+    });
+    assert.equal(env.code, 0, env.stderr);
+    outputs.push(flag.stdout, flag.stderr, env.stdout, env.stderr);
+    assert.equal((await queueCounts(queue))?.ready, 2);
+    await using worker = startScript(
+      "worker.ts",
+      ["--queue", queue, "--dot-ms", "0", "--max-tasks", "2"],
+      { env: { AMQP_URL: "", AMQP_URL_FILE: file } },
+    );
+    await worker.waitForLines(/Waiting for messages/);
+    for (const part of ["cmdline", "environ"]) {
+      const text = await Deno.readTextFile(`/proc/${worker.pid}/${part}`);
+      assert.ok(text.includes("AMQP_URL_FILE") || part === "cmdline", "the worker's own process");
+      assert.ok(!text.includes(SECRET), `the password is not in the worker's ${part}`);
+    }
+    assert.equal((await worker.status()).code, 0, worker.transcript());
+    assert.equal(worker.matching(/^ \[x\] Done$/).length, 2);
+    outputs.push(...worker.stdout, ...worker.stderr);
+    assert.deepEqual(await queueCounts(queue), { ready: 0, unacked: 0, consumers: 0 });
+    const stats = await runScript("queue.ts", [
+      "stats",
+      "--url-file",
+      file,
+      "--queue",
+      queue,
+      "--management-url",
+      "none",
+    ], { env: { AMQP_URL: wrong } });
+    assert.equal(stats.code, 0, stats.stderr);
+    outputs.push(stats.stdout, stats.stderr);
+    const refused: [string[], Record<string, string>, RegExp][] = [
+      [["--url", wrong, "--url-file", file], {}, /^Give --url or --url-file, not both$/],
+      [[], { AMQP_URL: wrong, AMQP_URL_FILE: file }, /^Set AMQP_URL or AMQP_URL_FILE, not both$/],
+      [["--url-file", `${dir}/missing`], {}, /^Cannot read broker URL file ".*missing"/],
+    ];
+    for (const [args, env, message] of refused) {
+      const result = await runScript("new_task.ts", [...args, "--queue", queue, "x"], { env });
+      assert.equal(result.code, 2, result.stderr);
+      assertOneLine(result.stderr, message);
+      outputs.push(result.stdout, result.stderr);
+    }
+    assert.equal((await queueCounts(queue))?.ready, 0, "nothing sent by the refused commands");
+    assert.ok(!outputs.join("\n").includes(SECRET), "no password in any output");
+  } finally {
+    await rabbitmqctl("delete_user", user).catch(() => {});
+    await broker.deleteQueues(queue, `${queue}.dead`);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
