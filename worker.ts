@@ -15,7 +15,8 @@
  * redelivers whatever was not acked.
  *
  * With `--max-tasks N` it stops the same way by itself after taking N tasks (a worker recycled by
- * its supervisor, or a batch job).
+ * its supervisor, or a batch job), and so it does when its stdout or stderr is closed
+ * (`worker.ts | head -1`).
  *
  * Exit codes: 0 stopped by a signal or after --max-tasks, 1 runtime failure (broker unreachable at start), 2 bad
  * arguments, 130 stopped without finishing the tasks in hand.
@@ -241,7 +242,21 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
       };
     },
     async run(config) {
-      const print = new LineWriter();
+      const stop = new AbortController();
+      // A reader that went away (`worker.ts | head -1`) stops the worker as SIGTERM does: the
+      // tasks in hand finish and are acked, rather than the write error killing the process.
+      const print = new LineWriter({
+        onClosed: (stream) => {
+          if (!stop.signal.aborted) {
+            emit({
+              type: "warning",
+              message:
+                `Cannot write to ${stream}: it was closed; stopping (the tasks in hand finish and are acked)`,
+            });
+          }
+          stop.abort();
+        },
+      });
       const handler = options.handler ?? await chooseHandler(config, print);
       const metrics = new WorkerMetrics(config.queue.name);
       const summary = new Summary();
@@ -263,7 +278,6 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
         });
       }
       let worker: Worker | undefined;
-      const stop = new AbortController();
       using _signals = onShutdownSignal({
         onFirst: () => stop.abort(),
         timeout: config.shutdownTimeout,

@@ -7,9 +7,12 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { rabbitmqctl } from "./_broker_admin.ts";
 import {
+  BROKER_URL,
+  DEADLINE_MS,
   openBroker,
   queueCounts,
   runScript,
+  scriptPermissions,
   startScript,
   startWorker,
   uniqueQueue,
@@ -325,5 +328,81 @@ Deno.test("--url-file and AMQP_URL_FILE read the broker URL from a file: the pas
     await rabbitmqctl("delete_user", user).catch(() => {});
     await broker.deleteQueues(queue, `${queue}.dead`);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a worker whose stdout is closed (| head -1) stops as on SIGTERM: exit 0, no stack trace, every task it did acked", async () => {
+  const queue = uniqueQueue("pipe");
+  const out = await Deno.makeTempDir();
+  await using broker = await openBroker();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...scriptPermissions("worker.ts"),
+      "worker.ts",
+      "--queue",
+      queue,
+      "--exec",
+      'cat >> "$OUT/done"; echo >> "$OUT/done"',
+    ],
+    cwd: new URL("../", import.meta.url),
+    env: { AMQP_URL: BROKER_URL, OUT: out },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  try {
+    // What `| head -1` does: read the first line, then close the pipe.
+    const reader = child.stdout.getReader();
+    let first = "";
+    while (!first.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      first += new TextDecoder().decode(value);
+    }
+    assert.match(first, /Waiting for messages/);
+    await reader.cancel();
+    await broker.publish(queue, "t1", "t2", "t3");
+    const deadline = setTimeout(() => child.kill("SIGKILL"), DEADLINE_MS);
+    // (If it is still running then, the assertion on its exit code fails.)
+    const status = await child.status;
+    clearTimeout(deadline);
+    const errors = await stderr;
+    assert.equal(status.code, 0, errors);
+    assert.doesNotMatch(errors, /^\s+at |Uncaught|BrokenPipe/m, "no stack trace");
+    assert.match(errors, /^Cannot write to stdout: it was closed; stopping/m);
+    assert.ok(!errors.includes("amqp://guest:guest"), "no credentials");
+    const done = (await Deno.readTextFile(`${out}/done`)).split("\n").filter((l) => l !== "");
+    assert.ok(done.length >= 1, "the task in hand was finished");
+    assert.equal(new Set(done).size, done.length, `no task done twice: ${done}`);
+    await waitUntil(
+      "the worker's consumer gone",
+      async () => (await queueCounts(queue))?.consumers === 0,
+    );
+    assert.deepEqual(await queueCounts(queue), {
+      ready: 3 - done.length,
+      unacked: 0,
+      consumers: 0,
+    });
+    // The tasks left were never handed back: the ones done were acked, the others not taken.
+    const channel = await broker.connection.createChannel();
+    const left: string[] = [];
+    for (let message; (message = await channel.get(queue, { noAck: true }));) {
+      assert.equal(message.fields.redelivered, false, "not redelivered");
+      left.push(new TextDecoder().decode(message.content));
+    }
+    await channel.close();
+    assert.deepEqual([...done, ...left].toSorted(), ["t1", "t2", "t3"]);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has exited.
+    }
+    await child.status;
+    await stderr.catch(() => {});
+    await broker.deleteQueues(queue, `${queue}.dead`);
+    await Deno.remove(out, { recursive: true });
   }
 });
