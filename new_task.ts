@@ -12,9 +12,9 @@
  * ```
  *
  * Exit codes: 0 sent and confirmed (every task, with --stdin), 1 not sent (broker unreachable,
- * refused, no confirm; with --stdin it says how many tasks were confirmed; with --wait, a task
- * parked), 2 bad arguments or empty input, 3 with --wait: no outcome within --wait-timeout (the
- * task still runs).
+ * refused, no confirm, a --stdin line over 64 MiB; with --stdin it says how many tasks were
+ * confirmed; with --wait, a task parked), 2 bad arguments or empty input, 3 with --wait: no
+ * outcome within --wait-timeout (the task still runs).
  *
  * @module
  */
@@ -58,7 +58,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
       name: "stdin",
       kind: "boolean",
       description:
-        "Send one task per line of standard input (empty lines skipped), all on one connection.",
+        "Send one task per line of standard input (empty lines skipped), all on one connection: each line's bytes as they are, without the newline (and a \\r before it), up to 64 MiB.",
     },
     {
       name: "window",
@@ -142,8 +142,17 @@ export function main(args: string[]): Promise<number> {
     },
     async run(config) {
       // Read ahead one line, so that empty input is refused before connecting.
-      const tasks = config.message === undefined ? nonEmptyLines(Deno.stdin.readable) : undefined;
-      const first = await tasks?.next();
+      const tasks = config.message === undefined
+        ? nonEmptyLines(Deno.stdin.readable, { name: "standard input" })
+        : undefined;
+      let first;
+      try {
+        first = await tasks?.next();
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        console.error(`${error.message}: no task sent`);
+        return EXIT.failure;
+      }
       if (first?.done) {
         console.error("Empty input: no tasks on standard input");
         return EXIT.usage;
@@ -207,7 +216,7 @@ async function sendOneAndWait(
 
 async function sendStdinAndWait(
   producer: Producer,
-  tasks: AsyncIterable<string>,
+  tasks: AsyncIterable<Uint8Array>,
   config: NewTaskConfig,
 ): Promise<number> {
   const started = performance.now();
@@ -251,7 +260,7 @@ async function* prepend<T>(first: T, rest: AsyncIterable<T>): AsyncGenerator<T> 
 
 async function sendStdin(
   producer: Producer,
-  tasks: AsyncIterable<string>,
+  tasks: AsyncIterable<Uint8Array>,
   config: NewTaskConfig,
 ): Promise<number> {
   const started = performance.now();

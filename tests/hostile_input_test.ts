@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { rabbitmqctl } from "./_broker_admin.ts";
 import {
+  type Broker,
   BROKER_URL,
   DEADLINE_MS,
   openBroker,
@@ -404,5 +405,77 @@ Deno.test("a worker whose stdout is closed (| head -1) stops as on SIGTERM: exit
     await stderr.catch(() => {});
     await broker.deleteQueues(queue, `${queue}.dead`);
     await Deno.remove(out, { recursive: true });
+  }
+});
+
+/** Takes every message of `queue` off it, and returns their bodies in order. */
+async function takeAll(broker: Broker, queue: string): Promise<Uint8Array[]> {
+  const channel = await broker.connection.createChannel();
+  const bodies: Uint8Array[] = [];
+  try {
+    for (let message; (message = await channel.get(queue, { noAck: true }));) {
+      bodies.push(new Uint8Array(message.content));
+    }
+  } finally {
+    await channel.close();
+  }
+  return bodies;
+}
+
+Deno.test("new_task --stdin sends each line's bytes exactly as they came: invalid UTF-8 and NUL included", async () => {
+  const queue = uniqueQueue("bytes");
+  await using broker = await openBroker();
+  try {
+    const input = new Uint8Array([
+      ...[0x66, 0xff, 0xfe, 0x00, 0x61, 0x0d, 0x0a], // invalid UTF-8 and a NUL, then CRLF
+      ...[0xc3, 0x28, 0x0a], // a cut two-byte sequence
+      0x0a, // an empty line: skipped
+      ...[0x20, 0x0a], // a space: a task
+      ...[0xe2, 0x82], // a last line without a newline, a cut three-byte sequence
+    ]);
+    const result = await runScript("new_task.ts", ["--queue", queue, "--stdin"], {
+      stdin: input,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^ \[x\] Sent 4 tasks in/);
+    assert.equal(result.stderr, "");
+    assert.deepEqual(await queueCounts(queue), { ready: 4, unacked: 0, consumers: 0 });
+    assert.deepEqual(await takeAll(broker, queue), [
+      new Uint8Array([0x66, 0xff, 0xfe, 0x00, 0x61]),
+      new Uint8Array([0xc3, 0x28]),
+      new Uint8Array([0x20]),
+      new Uint8Array([0xe2, 0x82]),
+    ]);
+  } finally {
+    await broker.deleteQueues(queue);
+  }
+});
+
+Deno.test("new_task --stdin refuses a line longer than 64 MiB: the lines before it sent and confirmed, nothing after", async () => {
+  const queue = uniqueQueue("longline");
+  await using broker = await openBroker();
+  try {
+    const long = new Uint8Array(64 * 1024 * 1024 + 1).fill(0x78);
+    const input = new Uint8Array(4 + long.length + 3);
+    input.set(new TextEncoder().encode("a\nb\n"));
+    input.set(long, 4);
+    input.set(new TextEncoder().encode("\nc\n"), 4 + long.length);
+    const result = await runScript("new_task.ts", ["--queue", queue, "--stdin"], {
+      stdin: input,
+    });
+    assert.equal(result.code, 1, result.stderr);
+    assertOneLine(
+      result.stderr,
+      /^Line 3 of standard input is longer than 67108864 bytes \(64 MiB\)\. Confirmed 2 of 2 tasks published; the first 2 are all confirmed: re-send from task 3$/,
+    );
+    assert.deepEqual(await queueCounts(queue), { ready: 2, unacked: 0, consumers: 0 });
+    const bodies = (await takeAll(broker, queue)).map((body) => new TextDecoder().decode(body));
+    assert.deepEqual(bodies, ["a", "b"]);
+    const first = await runScript("new_task.ts", ["--queue", queue, "--stdin"], { stdin: long });
+    assert.equal(first.code, 1, first.stderr);
+    assertOneLine(first.stderr, /^Line 1 of standard input is longer than .*: no task sent$/);
+    assert.deepEqual(await queueCounts(queue), { ready: 0, unacked: 0, consumers: 0 });
+  } finally {
+    await broker.deleteQueues(queue);
   }
 });
