@@ -49,7 +49,7 @@ import type { TaskHandler } from "./lib/consume/task.ts";
 import { execTask, killRunningCommands } from "./lib/handlers/exec.ts";
 import { fakeWork } from "./lib/handlers/fake_work.ts";
 import { loadHandler } from "./lib/handlers/module.ts";
-import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
+import { MetricsListenError, serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
 import {
   describeEvent,
   isTaskLine,
@@ -294,18 +294,30 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
           Deno.exit(EXIT.interrupted);
         },
       });
+      // Before connecting: a port in use is a mistake to report at once, with nothing to undo.
+      let server: Deno.HttpServer | undefined;
+      try {
+        server = config.metricsPort === undefined ? undefined : serveMetrics(
+          config.metricsPort,
+          metrics,
+          {
+            onListen: (port) =>
+              emit({ type: "metrics_listening", port, url: `http://0.0.0.0:${port}/metrics` }),
+          },
+        );
+      } catch (error) {
+        if (!(error instanceof MetricsListenError)) throw error;
+        print.err(error.message);
+        print.flush();
+        return EXIT.failure;
+      }
       const connection = await connect(config.url, {
         heartbeat: config.heartbeat,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
+      }).catch(async (error) => {
+        await server?.shutdown();
+        throw error;
       });
-      const server = config.metricsPort === undefined ? undefined : serveMetrics(
-        config.metricsPort,
-        metrics,
-        {
-          onListen: (port) =>
-            emit({ type: "metrics_listening", port, url: `http://0.0.0.0:${port}/metrics` }),
-        },
-      );
       const ticker = config.summaryInterval > 0 && !config.json
         ? setInterval(() => {
           const line = summary.take();

@@ -479,3 +479,25 @@ Deno.test("new_task --stdin refuses a line longer than 64 MiB: the lines before 
     await broker.deleteQueues(queue);
   }
 });
+
+Deno.test("worker --metrics-port on a port in use: one line naming the port, exit 1, nothing taken", async () => {
+  const queue = uniqueQueue("port");
+  await using broker = await openBroker();
+  using taken = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  try {
+    await publishWithId(queue, "waiting", "task-1");
+    const before = await queueCounts(queue);
+    const result = await runScript("worker.ts", ["--queue", queue, "--metrics-port", String(port)]);
+    assert.equal(result.code, 1, result.stderr);
+    assertOneLine(
+      result.stderr,
+      new RegExp(`^Cannot serve metrics on port ${port}: address in use$`),
+    );
+    assert.equal(result.stdout, "", "it did not start consuming");
+    assert.ok(!(result.stdout + result.stderr).includes("guest:guest"), "no credentials");
+    assert.deepEqual(await queueCounts(queue), before);
+  } finally {
+    await broker.deleteQueues(queue, `${queue}.dead`);
+  }
+});
