@@ -1,7 +1,8 @@
 # The worker as a container, for compose.yaml's "cluster" profile:
 #   docker compose --profile cluster up -d --scale worker=3
-# Configure it with AMQP_URL (one broker, or a comma-separated list of a cluster's nodes) and
-# TASK_QUEUE_TYPE; its flags follow the image name: docker run IMAGE --concurrency 4.
+# Configure it with AMQP_URL (one broker, or a comma-separated list of a cluster's nodes), or
+# AMQP_URL_FILE (a file holding it, such as a Docker secret), and TASK_QUEUE_TYPE; its flags
+# follow the image name: docker run IMAGE --concurrency 4.
 # The Deno version is the one the project is tested with.
 FROM denoland/deno:2.9.6
 
@@ -15,4 +16,4 @@ RUN deno install --frozen-lockfile --entrypoint worker.ts
 
 # The permissions of worker.ts's shebang line. The image's entrypoint (tini) passes SIGTERM on,
 # so `docker stop` is a graceful stop: the task in hand is finished and acked.
-ENTRYPOINT ["/tini", "--", "deno", "run", "--allow-net", "--allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE", "--allow-read", "--allow-run", "--allow-sys=hostname", "worker.ts"]
+ENTRYPOINT ["/tini", "--", "deno", "run", "--allow-net", "--allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE", "--allow-read", "--allow-run", "--allow-sys=hostname", "worker.ts"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read
 /**
  * The producer: sends one task to the durable task queue and exits 0 only after the broker has
  * confirmed it, so a task reported as sent is on disk in the queue.
@@ -12,20 +12,21 @@
  * ```
  *
  * Exit codes: 0 sent and confirmed (every task, with --stdin), 1 not sent (broker unreachable,
- * refused, no confirm; with --stdin it says how many tasks were confirmed; with --wait, a task
- * parked), 2 bad arguments or empty input, 3 with --wait: no outcome within --wait-timeout (the
- * task still runs).
+ * refused, no confirm, a --stdin line over 64 MiB; with --stdin it says how many tasks were
+ * confirmed; with --wait, a task parked), 2 bad arguments or empty input, 3 with --wait: no
+ * outcome within --wait-timeout (the task still runs).
  *
  * @module
  */
 
 import { connect, OutcomeTimeoutError, type Producer } from "./mod.ts";
 import { describeOutcome, jsonOutcome } from "./lib/observe/outcome_output.ts";
-import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
+import { readCaFile } from "./lib/broker/connection.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   ALLOW_LOSSY_FLAG,
   badInput,
+  brokerUrlFromFlags,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -34,8 +35,8 @@ import {
   parseInteger,
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
-  requireString,
   taskQueueFromFlags,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
 import { nonEmptyLines } from "./lib/produce/bulk_send.ts";
@@ -49,6 +50,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
     'Send a task (the words of MESSAGE, or "Hello World!") to the task queue; with --stdin, one task per line.',
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     QUEUE_TYPE_FLAG,
     ALLOW_LOSSY_FLAG,
@@ -56,7 +58,7 @@ export const NEW_TASK_COMMAND: CommandSpec = {
       name: "stdin",
       kind: "boolean",
       description:
-        "Send one task per line of standard input (empty lines skipped), all on one connection.",
+        "Send one task per line of standard input (empty lines skipped), all on one connection: each line's bytes as they are, without the newline (and a \\r before it), up to 64 MiB.",
     },
     {
       name: "window",
@@ -114,9 +116,9 @@ interface NewTaskConfig {
 export function main(args: string[]): Promise<number> {
   return runCommand<NewTaskConfig>(NEW_TASK_COMMAND, args, {
     allowPositionals: true,
-    configure({ values, positionals }) {
-      const url = requireString("url", values.url);
-      badInput(() => parseBrokerList(url));
+    configure(flags) {
+      const { values, positionals } = flags;
+      const url = brokerUrlFromFlags(flags);
       return {
         url,
         queue: taskQueueFromFlags(values),
@@ -140,8 +142,17 @@ export function main(args: string[]): Promise<number> {
     },
     async run(config) {
       // Read ahead one line, so that empty input is refused before connecting.
-      const tasks = config.message === undefined ? nonEmptyLines(Deno.stdin.readable) : undefined;
-      const first = await tasks?.next();
+      const tasks = config.message === undefined
+        ? nonEmptyLines(Deno.stdin.readable, { name: "standard input" })
+        : undefined;
+      let first;
+      try {
+        first = await tasks?.next();
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        console.error(`${error.message}: no task sent`);
+        return EXIT.failure;
+      }
       if (first?.done) {
         console.error("Empty input: no tasks on standard input");
         return EXIT.usage;
@@ -205,7 +216,7 @@ async function sendOneAndWait(
 
 async function sendStdinAndWait(
   producer: Producer,
-  tasks: AsyncIterable<string>,
+  tasks: AsyncIterable<Uint8Array>,
   config: NewTaskConfig,
 ): Promise<number> {
   const started = performance.now();
@@ -249,7 +260,7 @@ async function* prepend<T>(first: T, rest: AsyncIterable<T>): AsyncGenerator<T> 
 
 async function sendStdin(
   producer: Producer,
-  tasks: AsyncIterable<string>,
+  tasks: AsyncIterable<Uint8Array>,
   config: NewTaskConfig,
 ): Promise<number> {
   const started = performance.now();

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE,AMQP_MANAGEMENT_URL --allow-read
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE,AMQP_MANAGEMENT_URL --allow-read
 /**
  * Parked tasks: a task that failed on its last try is parked in `<queue>.dead`. This script lists
  * them without removing them, moves them back to the task queue for another round of tries, or

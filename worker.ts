@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
+#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
 /**
  * The worker: takes tasks from the durable task queue (fair dispatch), does them, and acks each
  * task only once it is done, so a task whose worker dies goes to another worker. A task that
@@ -15,7 +15,8 @@
  * redelivers whatever was not acked.
  *
  * With `--max-tasks N` it stops the same way by itself after taking N tasks (a worker recycled by
- * its supervisor, or a batch job).
+ * its supervisor, or a batch job), and so it does when its stdout or stderr is closed
+ * (`worker.ts | head -1`).
  *
  * Exit codes: 0 stopped by a signal or after --max-tasks, 1 runtime failure (broker unreachable at start), 2 bad
  * arguments, 130 stopped without finishing the tasks in hand.
@@ -24,11 +25,12 @@
  */
 
 import { connect, type Worker, type WorkerEvent } from "./mod.ts";
-import { parseBrokerList, readCaFile } from "./lib/broker/connection.ts";
+import { readCaFile } from "./lib/broker/connection.ts";
 import { UsageError } from "./lib/broker/errors.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   badInput,
+  brokerUrlFromFlags,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -38,6 +40,7 @@ import {
   requireString,
   TASK_QUEUE_FLAGS,
   taskQueueFromFlags,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
 import { LineWriter } from "./lib/cli/output.ts";
@@ -46,7 +49,7 @@ import type { TaskHandler } from "./lib/consume/task.ts";
 import { execTask, killRunningCommands } from "./lib/handlers/exec.ts";
 import { fakeWork } from "./lib/handlers/fake_work.ts";
 import { loadHandler } from "./lib/handlers/module.ts";
-import { serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
+import { MetricsListenError, serveMetrics, WorkerMetrics } from "./lib/observe/metrics.ts";
 import {
   describeEvent,
   isTaskLine,
@@ -71,6 +74,7 @@ export const WORKER_COMMAND: CommandSpec = {
   summary: "Take tasks from the task queue and do them, acking each when it is done.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     ...TASK_QUEUE_FLAGS,
     {
       name: "handler",
@@ -195,9 +199,9 @@ export interface WorkerMainOptions {
 /** Runs the worker with command-line `args`; resolves with the exit code. */
 export function main(args: string[], options: WorkerMainOptions = {}): Promise<number> {
   return runCommand<WorkerConfig>(WORKER_COMMAND, args, {
-    configure({ values }) {
-      const url = requireString("url", values.url);
-      badInput(() => parseBrokerList(url));
+    configure(flags) {
+      const { values } = flags;
+      const url = brokerUrlFromFlags(flags);
       const concurrency = parseInteger("concurrency", values.concurrency, { min: 1, max: 65535 });
       const kinds = [values.exec, values.handler].filter((value) => value !== undefined);
       if (kinds.length > 1 || (kinds.length > 0 && options.handler)) {
@@ -244,7 +248,21 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
       };
     },
     async run(config) {
-      const print = new LineWriter();
+      const stop = new AbortController();
+      // A reader that went away (`worker.ts | head -1`) stops the worker as SIGTERM does: the
+      // tasks in hand finish and are acked, rather than the write error killing the process.
+      const print = new LineWriter({
+        onClosed: (stream) => {
+          if (!stop.signal.aborted) {
+            emit({
+              type: "warning",
+              message:
+                `Cannot write to ${stream}: it was closed; stopping (the tasks in hand finish and are acked)`,
+            });
+          }
+          stop.abort();
+        },
+      });
       const handler = options.handler ?? await chooseHandler(config, print);
       const metrics = new WorkerMetrics(config.queue.name);
       const summary = new Summary();
@@ -273,7 +291,6 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
         });
       }
       let worker: Worker | undefined;
-      const stop = new AbortController();
       using _signals = onShutdownSignal({
         onFirst: () => stop.abort(),
         timeout: config.shutdownTimeout,
@@ -290,18 +307,30 @@ export function main(args: string[], options: WorkerMainOptions = {}): Promise<n
           Deno.exit(EXIT.interrupted);
         },
       });
+      // Before connecting: a port in use is a mistake to report at once, with nothing to undo.
+      let server: Deno.HttpServer | undefined;
+      try {
+        server = config.metricsPort === undefined ? undefined : serveMetrics(
+          config.metricsPort,
+          metrics,
+          {
+            onListen: (port) =>
+              emit({ type: "metrics_listening", port, url: `http://0.0.0.0:${port}/metrics` }),
+          },
+        );
+      } catch (error) {
+        if (!(error instanceof MetricsListenError)) throw error;
+        print.err(error.message);
+        print.flush();
+        return EXIT.failure;
+      }
       const connection = await connect(config.url, {
         heartbeat: config.heartbeat,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
+      }).catch(async (error) => {
+        await server?.shutdown();
+        throw error;
       });
-      const server = config.metricsPort === undefined ? undefined : serveMetrics(
-        config.metricsPort,
-        metrics,
-        {
-          onListen: (port) =>
-            emit({ type: "metrics_listening", port, url: `http://0.0.0.0:${port}/metrics` }),
-        },
-      );
       const ticker = config.summaryInterval > 0 && !config.json
         ? setInterval(() => {
           const line = summary.take();

@@ -6,12 +6,12 @@
  */
 
 import type { RecoveringChannelModel } from "../lib/amqp.ts";
-import { connect, parseBrokerList, readCaFile } from "../lib/broker/connection.ts";
+import { connect, readCaFile } from "../lib/broker/connection.ts";
 import {
   badInput,
+  brokerUrlFromFlags,
   type ParsedFlags,
   parseInteger,
-  requireString,
   taskQueueFromFlags,
 } from "../lib/cli/flags.ts";
 import type { TaskQueue } from "../lib/topology/task_queue.ts";
@@ -24,9 +24,9 @@ export interface Common {
   ca: string | undefined;
 }
 
-export function common({ values }: ParsedFlags): Common {
-  const url = requireString("url", values.url);
-  badInput(() => parseBrokerList(url));
+export function common(flags: ParsedFlags): Common {
+  const { values } = flags;
+  const url = brokerUrlFromFlags(flags);
   return {
     url,
     queue: taskQueueFromFlags(values),

@@ -15,6 +15,7 @@ import {
   HELP_FLAG,
   QUEUE_FLAG,
   QUEUE_TYPE_FLAG,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
 import { countParked, listParked, purgeParked, requeueParked } from "../lib/operate/parked.ts";
@@ -28,6 +29,7 @@ export const DEAD_COMMAND: CommandSpec = {
   summary: "List the tasks parked in <queue>.dead, oldest first, without removing them.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     {
       name: "limit",
@@ -53,6 +55,7 @@ export const REQUEUE_COMMAND: CommandSpec = {
   summary: "Move the tasks parked in <queue>.dead back to the task queue, with all their tries.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     QUEUE_TYPE_FLAG,
     ALLOW_LOSSY_FLAG,
@@ -74,6 +77,7 @@ export const PURGE_COMMAND: CommandSpec = {
   summary: "Delete the tasks parked in <queue>.dead, after asking on the terminal.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     {
       name: "dead",

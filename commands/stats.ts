@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseBrokerList } from "../lib/broker/connection.ts";
 import { EXIT, runCommand } from "../lib/cli/cli.ts";
 import {
+  badInput,
   CA_FLAG,
   type CommandSpec,
   HEARTBEAT_FLAG,
@@ -17,9 +18,10 @@ import {
   QUEUE_FLAG,
   requireString,
   RETRY_DELAY_FLAG,
+  URL_FILE_FLAG,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
-import { type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
+import { parseManagementUrl, type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
 import { onShutdownSignal } from "../lib/cli/shutdown.ts";
 import { common, withConnection } from "./_common.ts";
 
@@ -30,6 +32,7 @@ export const STATS_COMMAND: CommandSpec = {
     "Show ready, unacked and consumers for the task queue, its retry queues and its dead queue.",
   flags: [
     URL_FLAG,
+    URL_FILE_FLAG,
     QUEUE_FLAG,
     {
       ...MAX_RETRIES_FLAG,
@@ -70,6 +73,7 @@ export function stats(args: string[]): Promise<number> {
   return runCommand(STATS_COMMAND, args, {
     configure: (flags) => {
       const management = requireString("management-url", flags.values["management-url"]);
+      if (management !== "none") badInput(() => parseManagementUrl(management));
       return {
         ...common(flags),
         managementUrl: management === "none" ? undefined : management,

@@ -103,8 +103,8 @@ export function uniqueQueue(label: string): string {
 export interface ScriptOptions {
   /** Extra environment variables. AMQP_URL is set to the test broker unless given. */
   env?: Record<string, string>;
-  /** Text for the script's stdin. */
-  stdin?: string;
+  /** Text (or bytes, sent as they are) for the script's stdin. */
+  stdin?: string | Uint8Array;
 }
 
 /** Milliseconds a test waits for something before failing. */
@@ -123,7 +123,7 @@ export class ScriptProcess implements AsyncDisposable {
   #status: Promise<Deno.CommandStatus>;
   #exited = false;
 
-  constructor(name: string, child: Deno.ChildProcess, stdin?: string) {
+  constructor(name: string, child: Deno.ChildProcess, stdin?: string | Uint8Array) {
     this.name = name;
     this.#child = child;
     this.#reading = Promise.all([
@@ -142,10 +142,12 @@ export class ScriptProcess implements AsyncDisposable {
     return this.#child.pid;
   }
 
-  async #feed(stdin: string | undefined): Promise<void> {
+  async #feed(stdin: string | Uint8Array | undefined): Promise<void> {
     const writer = this.#child.stdin.getWriter();
     try {
-      if (stdin !== undefined) await writer.write(new TextEncoder().encode(stdin));
+      if (stdin !== undefined) {
+        await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
+      }
       await writer.close();
     } catch {
       // The process may exit before reading its input.

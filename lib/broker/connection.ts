@@ -11,7 +11,7 @@ import {
   type Options,
   type RecoveringChannelModel,
 } from "amqplib";
-import { AmqpError, describeError, replyCode } from "./errors.ts";
+import { accessRefused, AmqpError, describeError, replyCode } from "./errors.ts";
 import { displayUrl, maskUrl, parseAmqpUrl } from "./url.ts";
 
 /**
@@ -264,6 +264,10 @@ function connectReason(error: unknown, url: URL): string {
   }
   if (code === "ETIMEDOUT" || /timeout|timed out/i.test(message)) return "timed out";
   if (code === "ECONNRESET") return "connection reset by the broker";
+  // A setup that failed (a worker's first consume) is not a failed login.
+  if (error instanceof AmqpError) return error.message;
+  const refused = accessRefused(error);
+  if (refused !== undefined) return refused;
   if (/ACCESS.REFUSED/.test(message)) {
     return "access refused (403): wrong user name or password";
   }

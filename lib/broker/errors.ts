@@ -79,12 +79,65 @@ export function replyCode(error: unknown): number | string | undefined {
 
 /**
  * The broker's own explanation from an amqplib error message, without amqplib's framing:
- * `PRECONDITION_FAILED - inequivalent arg 'durable' ...`.
+ * `PRECONDITION_FAILED - inequivalent arg 'durable' ...`. A refused permission is put in words
+ * by {@linkcode accessRefused}.
  */
 export function brokerReason(error: unknown): string {
+  const refused = accessRefused(error);
+  if (refused !== undefined) return refused;
   const message = error instanceof Error ? error.message : String(error);
   const quoted = /with message "(.*)"$/.exec(message);
   return quoted?.[1] ?? message;
+}
+
+/** One of the three permissions RabbitMQ grants a user on a vhost's queues and exchanges. */
+export type Permission = "configure" | "write" | "read";
+
+/** Which permission RabbitMQ checks, by the refused method (`classId/methodId`) and resource. */
+const CHECKED: Readonly<Record<string, { queue?: Permission; exchange?: Permission }>> = {
+  "40/10": { exchange: "configure" }, // exchange.declare
+  "40/20": { exchange: "configure" }, // exchange.delete
+  // queue.declare: configure on the queue; write on its dead-letter exchange, if it has one.
+  "50/10": { queue: "configure", exchange: "write" },
+  "50/20": { queue: "write", exchange: "read" }, // queue.bind
+  "50/30": { queue: "read" }, // queue.purge
+  "50/40": { queue: "configure" }, // queue.delete
+  "50/50": { queue: "write", exchange: "read" }, // queue.unbind
+  "60/20": { queue: "read" }, // basic.consume
+  "60/40": { exchange: "write" }, // basic.publish
+  "60/70": { queue: "read" }, // basic.get
+};
+
+/**
+ * A permission the broker refused, in words: `access refused (403): user "u" may not read queue
+ * "q" in vhost "/"`. The broker's text names the user, the queue or exchange and the vhost; the
+ * permission follows from the method it refused (amqplib keeps its class and method ids).
+ * `needed` overrides that, for a method that checks more than one (declaring a queue with a
+ * dead-letter target also checks read on it). Undefined for any other error, a wrong password
+ * included.
+ */
+export function accessRefused(
+  error: unknown,
+  needed: { queue?: Permission[]; exchange?: Permission[] } = {},
+): string | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  const match = /access to (queue|exchange) '(.*)' in vhost '(.*)' refused for user '(.*)'/.exec(
+    message,
+  );
+  if (!match) return undefined;
+  const kind = match[1] as "queue" | "exchange";
+  const [name, vhost, user] = [match[2]!, match[3]!, match[4]!];
+  const ids = error as { classId?: unknown; methodId?: unknown };
+  const checked = CHECKED[`${ids.classId}/${ids.methodId}`]?.[kind];
+  const permissions = needed[kind] ?? (checked === undefined ? [] : [checked]);
+  const what = `${kind} "${name}" in vhost "${vhost}"`;
+  const verb = (permission: Permission) => permission === "write" ? "write to" : permission;
+  const words = permissions.length === 0
+    ? `may not use ${what}`
+    : permissions.length === 1
+    ? `may not ${verb(permissions[0]!)} ${what}`
+    : `needs ${permissions.join(" and ")} permissions on ${what}`;
+  return `access refused (403): user "${user}" ${words}`;
 }
 
 /**
@@ -92,7 +145,9 @@ export function brokerReason(error: unknown): string {
  * traces are for bugs, and bugs are not what this line is for.
  */
 export function describeError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = error instanceof AmqpError
+    ? error.message
+    : accessRefused(error) ?? (error instanceof Error ? error.message : String(error));
   const firstLine = message.split("\n", 1)[0] ?? "";
   return redactSecrets(firstLine);
 }

@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { parseBrokerList } from "../broker/connection.ts";
 import { UsageError } from "../broker/errors.ts";
 import { parseQueueType, TaskQueue, type TaskQueueOptions } from "../topology/task_queue.ts";
 
@@ -37,12 +38,17 @@ export interface CommandSpec {
   flags: readonly FlagSpec[];
 }
 
+/** Where a flag's value came from. */
+export type FlagSource = "argument" | "env" | "default";
+
 /** Parsed flags: string values by flag name (defaults applied), booleans as `true`/`false`. */
 export interface ParsedFlags {
   /** The value of every flag, by name. */
   values: Record<string, string | boolean | undefined>;
   /** The arguments that are not flags. */
   positionals: string[];
+  /** Where the value of each flag came from; undefined for a flag without one. */
+  sources?: Record<string, FlagSource | undefined>;
 }
 
 /** Options for {@linkcode parseFlags}. */
@@ -87,18 +93,28 @@ export function parseFlags(
     throw new UsageError(error instanceof Error ? cleanParseError(error.message) : String(error));
   }
   const values: Record<string, string | boolean | undefined> = {};
+  const sources: Record<string, FlagSource | undefined> = {};
   for (const spec of specs) {
     const raw =
       (parsed.values as Record<string, string | boolean | string[] | undefined>)[spec.name];
     const given = Array.isArray(raw) ? raw.join(",") : raw;
     if (spec.kind === "boolean") {
       values[spec.name] = given === true;
+      sources[spec.name] = given === true ? "argument" : undefined;
       continue;
     }
-    const fromEnv = spec.env === undefined ? undefined : getEnv(spec.env);
-    values[spec.name] = given ?? (fromEnv === "" ? undefined : fromEnv) ?? spec.default;
+    const env = spec.env === undefined ? undefined : getEnv(spec.env);
+    const fromEnv = env === "" ? undefined : env;
+    values[spec.name] = given ?? fromEnv ?? spec.default;
+    sources[spec.name] = given !== undefined
+      ? "argument"
+      : fromEnv !== undefined
+      ? "env"
+      : spec.default !== undefined
+      ? "default"
+      : undefined;
   }
-  return { values, positionals: parsed.positionals };
+  return { values, positionals: parsed.positionals, sources };
 }
 
 // node's messages end with advice on `--` that does not apply to our scripts.
@@ -182,6 +198,60 @@ export const URL_FLAG: FlagSpec = {
   description:
     "Broker address, amqp://user:pass@host:port/vhost (amqps:// for TLS). Repeat it, or give a comma-separated list, for a cluster's nodes.",
 };
+
+/**
+ * `--url-file`: the broker address read from a file, so that the password is in neither the
+ * process list (`ps` shows arguments) nor the environment.
+ */
+export const URL_FILE_FLAG: FlagSpec = {
+  name: "url-file",
+  kind: "string",
+  valueName: "FILE",
+  env: "AMQP_URL_FILE",
+  description:
+    "Read the broker address (or comma-separated list) from FILE, trimmed: a systemd credential or Docker secret, out of the process list and the environment. A flag wins over a variable; --url with --url-file, or AMQP_URL with AMQP_URL_FILE, is an error.",
+};
+
+/**
+ * The broker address that `--url`, `--url-file`, `AMQP_URL` and `AMQP_URL_FILE` give: a flag wins
+ * over a variable, and then the address itself over a file; two of the same level (`--url` and
+ * `--url-file`, or both variables) are refused, since one of them would be silently ignored.
+ * Without any of them, the default of `--url`.
+ *
+ * @throws {UsageError} when both of a level are given, the file cannot be read or is empty, or the
+ * address is not one (the message never shows a password).
+ */
+export function brokerUrlFromFlags(flags: ParsedFlags): string {
+  const { values, sources = {} } = flags;
+  const level = (source: FlagSource | undefined) =>
+    source === "argument" ? 2 : source === "env" ? 1 : 0;
+  const urlLevel = level(sources.url);
+  const fileLevel = level(sources["url-file"]);
+  if (fileLevel > 0 && fileLevel === urlLevel) {
+    throw new UsageError(
+      fileLevel === 2
+        ? "Give --url or --url-file, not both"
+        : "Set AMQP_URL or AMQP_URL_FILE, not both",
+    );
+  }
+  const url = fileLevel > urlLevel
+    ? readUrlFile(requireString("url-file", values["url-file"]))
+    : requireString("url", values.url);
+  badInput(() => parseBrokerList(url));
+  return url;
+}
+
+function readUrlFile(path: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new UsageError(`Cannot read broker URL file "${path}": ${(error as Error).message}`);
+  }
+  const url = text.trim();
+  if (url === "") throw new UsageError(`Cannot use broker URL file "${path}": it is empty`);
+  return url;
+}
 
 /** `--queue`: the task queue's name. */
 export const QUEUE_FLAG: FlagSpec = {

@@ -9,29 +9,85 @@ import { setImmediate } from "node:timers";
 
 const encoder = new TextEncoder();
 
-/** Writes lines to stdout and stderr in batches. */
+/** A stream lines are written to: `Deno.stdout`, `Deno.stderr`. */
+export interface LineSink {
+  /** Writes some of `bytes`, returning how many; throws when the stream is closed. */
+  writeSync(bytes: Uint8Array): number;
+}
+
+/** Options for {@linkcode LineWriter}. */
+export interface LineWriterOptions {
+  /**
+   * Called once for each stream that cannot be written any more (its reader went away, as
+   * `| head -1` does: a broken pipe). Lines for that stream are dropped from then on; a program
+   * usually stops here, as it would on SIGTERM.
+   * @default {() => {}}
+   */
+  onClosed?: (stream: "stdout" | "stderr", error: unknown) => void;
+  /**
+   * Where stdout lines go.
+   * @default {Deno.stdout}
+   */
+  stdout?: LineSink;
+  /**
+   * Where stderr lines go.
+   * @default {Deno.stderr}
+   */
+  stderr?: LineSink;
+}
+
+/** Writes lines to stdout and stderr in batches; a write error never escapes it. */
 export class LineWriter {
   #out: string[] = [];
   #err: string[] = [];
   #scheduled = false;
+  #closed = new Set<"stdout" | "stderr">();
+  #onClosed: (stream: "stdout" | "stderr", error: unknown) => void;
+  #sinks: Record<"stdout" | "stderr", LineSink>;
+
+  constructor(options: LineWriterOptions = {}) {
+    const { onClosed = () => {}, stdout = Deno.stdout, stderr = Deno.stderr } = options;
+    this.#onClosed = onClosed;
+    this.#sinks = { stdout, stderr };
+  }
 
   /** Queues a line for stdout. */
   out(line: string): void {
+    if (this.#closed.has("stdout")) return;
     this.#out.push(line);
     this.#schedule();
   }
 
   /** Queues a line for stderr. */
   err(line: string): void {
+    if (this.#closed.has("stderr")) return;
     this.#err.push(line);
     this.#schedule();
+  }
+
+  /** Whether `stream` was found closed. */
+  closed(stream: "stdout" | "stderr"): boolean {
+    return this.#closed.has(stream);
   }
 
   /** Writes everything queued, now. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#out.length > 0) write(Deno.stdout, this.#out.splice(0));
-    if (this.#err.length > 0) write(Deno.stderr, this.#err.splice(0));
+    if (this.#out.length > 0) this.#write("stdout", this.#out.splice(0));
+    if (this.#err.length > 0) this.#write("stderr", this.#err.splice(0));
+  }
+
+  #write(stream: "stdout" | "stderr", lines: string[]): void {
+    if (this.#closed.has(stream)) return;
+    let bytes = encoder.encode(lines.join("\n") + "\n");
+    try {
+      while (bytes.length > 0) bytes = bytes.subarray(this.#sinks[stream].writeSync(bytes));
+    } catch (error) {
+      // Thrown out of a timer this would kill the process, and with it the acks of finished
+      // tasks: the closed stream is dropped instead, and the owner decides what that means.
+      this.#closed.add(stream);
+      this.#onClosed(stream, error);
+    }
   }
 
   #schedule(): void {
@@ -39,9 +95,4 @@ export class LineWriter {
     this.#scheduled = true;
     setImmediate(() => this.flush());
   }
-}
-
-function write(stream: { writeSync(p: Uint8Array): number }, lines: string[]): void {
-  let bytes = encoder.encode(lines.join("\n") + "\n");
-  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
 }

@@ -15,7 +15,7 @@ import {
   setPrefetch,
 } from "../amqp.ts";
 import { reconnectDelay, type ReconnectInfo } from "../broker/connection.ts";
-import { describeError } from "../broker/errors.ts";
+import { AmqpError, brokerReason, describeError, replyCode } from "../broker/errors.ts";
 import { Emitter, type EventMap } from "../observe/emitter.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import { AckBatch } from "./ack_batch.ts";
@@ -431,7 +431,11 @@ export class Worker {
         onWarning: (message) => this.#emit({ type: "warning", message }),
       });
       await setPrefetch(channel, this.#prefetch);
-      subscription.consumerTag = await consumeManual(channel, queue.name, onMessage);
+      subscription.consumerTag = await consumeManual(channel, queue.name, onMessage).catch(
+        (error) => {
+          throw cannot(`consume "${queue.name}"`, error);
+        },
+      );
     } catch (error) {
       // Nothing of a failed subscribe may outlive it: a leaked channel per retry adds up.
       await mover.close();
@@ -474,11 +478,21 @@ export class Worker {
       } catch (error) {
         this.#emit({
           type: "warning",
-          message: `Cannot consume "${this.queue.name}" yet: ${describeError(error)}`,
+          message: error instanceof AmqpError
+            ? `${describeError(error)}; trying again`
+            : `Cannot consume "${this.queue.name}" yet: ${describeError(error)}`,
         });
       }
     }
   }
+}
+
+// What the broker refused, as the one line a user sees: `Cannot consume "q": access refused ...`.
+function cannot(what: string, error: unknown): AmqpError {
+  return new AmqpError(`Cannot ${what}: ${brokerReason(error)}`, {
+    cause: error,
+    code: replyCode(error),
+  });
 }
 
 function checkWhole(name: string, value: number, min: number, max: number): void {

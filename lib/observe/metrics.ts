@@ -129,13 +129,49 @@ export interface ServeMetricsOptions {
   onListen?: (port: number) => void;
 }
 
-/** Serves `/metrics` (Prometheus text) and `/healthz` (200 when healthy, 503 otherwise). */
+/** The metrics server could not listen: its port is in use, say. */
+export class MetricsListenError extends Error {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = "MetricsListenError";
+  }
+}
+
+/**
+ * Serves `/metrics` (Prometheus text) and `/healthz` (200 when healthy, 503 otherwise).
+ *
+ * @throws {MetricsListenError} when it cannot listen on `port`: `Cannot serve metrics on port
+ * 9090: address in use`.
+ */
 export function serveMetrics(
   port: number,
   metrics: WorkerMetrics,
   options: ServeMetricsOptions = {},
 ): Deno.HttpServer {
   const { hostname = "0.0.0.0", signal, onListen = () => {} } = options;
+  try {
+    return listen(port, hostname, signal, onListen, metrics);
+  } catch (error) {
+    const why = error instanceof Deno.errors.AddrInUse
+      ? "address in use"
+      : error instanceof Deno.errors.AddrNotAvailable
+      ? `address "${hostname}" not available`
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied (a port below 1024 needs privileges)"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    throw new MetricsListenError(`Cannot serve metrics on port ${port}: ${why}`, { cause: error });
+  }
+}
+
+function listen(
+  port: number,
+  hostname: string,
+  signal: AbortSignal | undefined,
+  onListen: (port: number) => void,
+  metrics: WorkerMetrics,
+): Deno.HttpServer {
   return Deno.serve({
     port,
     hostname,

@@ -9,6 +9,7 @@
 import { type ChannelOpener, checkQueue } from "../amqp.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import { AmqpError } from "../broker/errors.ts";
+import { maskUrl, redactSecrets } from "../broker/url.ts";
 
 /** Counts for one queue. */
 export interface QueueCounts {
@@ -48,7 +49,8 @@ export interface QueueStats extends QueueCounts {
 /** Options for {@linkcode queueStats}. */
 export interface QueueStatsOptions {
   /**
-   * RabbitMQ's management API, e.g. `http://localhost:15672`; undefined to use AMQP only.
+   * RabbitMQ's management API, e.g. `http://localhost:15672`; undefined to use AMQP only. A user
+   * and password in it (`http://user:pass@host:15672`) are used instead of those of `auth`.
    * @default {undefined}
    */
   managementUrl?: string;
@@ -82,11 +84,17 @@ export async function queueStats(
   let management: ManagementQueue[] | undefined;
   let managementError: string | null = null;
   if (managementUrl !== undefined) {
+    const endpoint = parseManagementUrl(managementUrl);
     try {
-      management = await fetchQueues(managementUrl, auth, queue.name, signal);
+      management = await fetchQueues(
+        endpoint.url,
+        { ...auth, ...endpoint.credentials },
+        queue.name,
+        signal,
+      );
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
-      managementError = `the management API at ${managementUrl} did not answer (${why})`;
+      const why = redactSecrets(error instanceof Error ? error.message : String(error));
+      managementError = `the management API at ${endpoint.url} did not answer (${why})`;
     }
   }
   // Ready and consumers always come from AMQP, live; the management API's figures lag by its
@@ -145,8 +153,49 @@ interface ManagementQueue {
   };
 }
 
+/** The management API's address without credentials, and the credentials it held. */
+export interface ManagementEndpoint {
+  /** The address, with no user or password: safe to print. */
+  url: URL;
+  /** The user and password the address held, decoded; undefined when it held none. */
+  credentials?: { username: string; password: string };
+}
+
+/**
+ * Checks a management API address (`http://` or `https://`) and takes the user and password out
+ * of it: they go in an `Authorization` header, never in the URL, and are never printed.
+ *
+ * @throws {TypeError} when it is not an http:// or https:// URL; the message hides any password.
+ */
+export function parseManagementUrl(text: string): ManagementEndpoint {
+  const invalid = (why: string) =>
+    new TypeError(`Invalid management URL "${maskUrl(text)}": ${why}`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalid("not a URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw invalid("the scheme must be http:// or https://");
+  }
+  if (url.username === "" && url.password === "") return { url };
+  let credentials;
+  try {
+    credentials = {
+      username: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password),
+    };
+  } catch {
+    throw invalid("a %-escape in the user or password is not valid (write % as %25)");
+  }
+  url.username = "";
+  url.password = "";
+  return { url, credentials };
+}
+
 async function fetchQueues(
-  base: string,
+  base: URL,
   auth: { username: string; password: string; vhost: string },
   queue: string,
   signal: AbortSignal | undefined,
@@ -154,7 +203,7 @@ async function fetchQueues(
   const pattern = `^${queue.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\.dead|\\.retry\\..+)?$`;
   const url = new URL(
     `api/queues/${encodeURIComponent(auth.vhost)}`,
-    base.endsWith("/") ? base : `${base}/`,
+    base.pathname.endsWith("/") ? base : `${base.href}/`,
   );
   url.search = new URLSearchParams({
     page: "1",

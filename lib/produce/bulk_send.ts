@@ -7,6 +7,7 @@
 
 import { AmqpError } from "../broker/errors.ts";
 import { type Clock, SYSTEM_CLOCK } from "../consume/deadlines.ts";
+import { splitLines, type SplitLinesOptions } from "../io/read_lines.ts";
 import type { TaskProperties, TaskPublisher } from "./publisher.ts";
 
 /** What {@linkcode sendAll} uses of a publisher. */
@@ -67,7 +68,8 @@ export interface SendAllResult {
 
 /**
  * Publishes every body from `bodies` and waits for every confirm. Stops taking bodies at the
- * first failure and reports how far it got; it never throws for a failed task.
+ * first failure and reports how far it got; it never throws for a failed task, nor when `bodies`
+ * throws (that is the failure reported, after the tasks before it).
  */
 export async function sendAll(
   publisher: BulkPublisher,
@@ -128,8 +130,18 @@ export async function sendAll(
     wake = undefined;
     waiting?.();
   };
+  // The bodies may fail to be read on (a line too long, say): what was published is then still
+  // waited for, and the failure told as one of a task would be.
+  let readError: unknown;
+  async function* read() {
+    try {
+      yield* bodies;
+    } catch (failure) {
+      readError = failure;
+    }
+  }
   try {
-    for await (const body of bodies) {
+    for await (const body of read()) {
       if (error !== undefined || signal?.aborted) break;
       if (inFlight >= window) await new Promise<void>((resolve) => wake = resolve);
       if (publisher.full && error === undefined) {
@@ -163,6 +175,10 @@ export async function sendAll(
         wakeUp();
       }, properties);
     }
+    if (readError !== undefined && error === undefined) {
+      error = readError;
+      firstFailed = Math.min(firstFailed, published);
+    }
     while (inFlight > 0 && !stalled) {
       await new Promise<void>((resolve) => wake = resolve);
     }
@@ -178,17 +194,19 @@ export async function sendAll(
   return result;
 }
 
-/** The non-empty lines of a byte stream, decoded as UTF-8. */
-export async function* nonEmptyLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const lines = (rest + chunk).split("\n");
-    rest = lines.pop() ?? "";
-    for (const line of lines) {
-      const task = line.endsWith("\r") ? line.slice(0, -1) : line;
-      if (task !== "") yield task;
-    }
+/**
+ * The non-empty lines of a byte stream, each as its bytes exactly (not decoded: a task's body
+ * may be any bytes but `\n`), without the `\n` and a `\r` before it.
+ *
+ * @throws {RangeError} at a line longer than `maxLength` ({@linkcode MAX_LINE_BYTES}, 64 MiB),
+ * once the lines before it were yielded.
+ */
+export async function* nonEmptyLines(
+  stream: ReadableStream<Uint8Array>,
+  options: Pick<SplitLinesOptions, "maxLength" | "name"> = {},
+): AsyncGenerator<Uint8Array> {
+  for await (const line of splitLines(stream, options)) {
+    const task = line.at(-1) === 0x0d ? line.subarray(0, -1) : line;
+    if (task.length > 0) yield task;
   }
-  const last = rest.endsWith("\r") ? rest.slice(0, -1) : rest;
-  if (last !== "") yield last;
 }

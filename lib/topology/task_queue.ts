@@ -14,7 +14,7 @@ import {
   type QueueInfo,
 } from "../amqp.ts";
 import { declareOrAdopt } from "./existing_queue.ts";
-import { AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
+import { accessRefused, AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
 
 /**
  * The tutorial's queue name, shared with its Python and Java programs.
@@ -271,12 +271,23 @@ export class TaskQueue {
    */
   async declareRetry(channel: Channel, delayMs: number): Promise<string> {
     const name = this.retryQueue(delayMs);
-    await declareDurable(channel, name, {
-      "x-message-ttl": delayMs,
-      "x-dead-letter-exchange": "",
-      "x-dead-letter-routing-key": this.name,
-      "x-expires": delayMs + 3_600_000,
-    });
+    try {
+      await declareDurable(channel, name, {
+        "x-message-ttl": delayMs,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": this.name,
+        "x-expires": delayMs + 3_600_000,
+      });
+    } catch (error) {
+      // With a dead-letter target the broker checks configure and read on the queue, and its
+      // refusal does not say which.
+      const reason = accessRefused(error, { queue: ["configure", "read"] });
+      if (reason === undefined) throw error;
+      throw new AmqpError(`Cannot declare queue "${name}": ${reason}`, {
+        cause: error,
+        code: replyCode(error),
+      });
+    }
     return name;
   }
 
