@@ -11,7 +11,8 @@
  *
  * Measured, each on a fresh queue of its own that is deleted afterwards:
  * 1. bulk send: `new_task.ts --stdin` against `bench/baseline_send.ts`, tasks/s;
- * 2. drain: `worker.ts` against `bench/baseline_consume.ts` at prefetch 1, 10 and 100, tasks/s;
+ * 2. drain: `worker.ts` against `bench/baseline_consume.ts` at prefetch 1, 10 and 100, tasks/s,
+ *    and at prefetch 100 also `worker.ts --handler bench/noop_handler.ts` and `--exec true`;
  * 3. one-shot send: `new_task.ts hello` against `bench/baseline_one_shot.ts`, wall time;
  * 4. end-to-end latency from publish to the worker starting the task, p50 and p99;
  * 5. worker memory growth over many tasks.
@@ -48,6 +49,7 @@ import { displayUrl, parseAmqpUrl } from "../lib/broker/url.ts";
 /** The sizes of a full run. */
 export const FULL: BenchConfig = {
   tasks: 20_000,
+  execTasks: 1000,
   window: 1000,
   prefetches: [1, 10, 100],
   rounds: 3,
@@ -63,6 +65,7 @@ export const FULL: BenchConfig = {
 export const QUICK: BenchConfig = {
   ...FULL,
   tasks: 2000,
+  execTasks: 200,
   rounds: 1,
   oneShotRuns: 10,
   latencySeconds: 2,
