@@ -9,7 +9,7 @@ import { benchQueue } from "./_broker.ts";
 import { LineCount } from "./_count.ts";
 import { Deadline } from "./_deadline.ts";
 import { fillQueue } from "./_fill.ts";
-import { startScript } from "./_process.ts";
+import { startScript, succeed } from "./_process.ts";
 import { WorkerUnderTest } from "./_worker.ts";
 import { median } from "./_stats.ts";
 import type { BenchConfig, Figures, Step, StepContext } from "./_step.ts";
@@ -134,16 +134,16 @@ async function drainOnce(
 
 const drainPlain: Drainer = async ({ url }, queue, prefetch, tasks, deadline) => {
   let started = NaN;
-  await using consumer = startScript(
+  await using consumer = await startScript(
     "bench/baseline_consume.ts",
     [queue, String(prefetch), String(tasks)],
     { url, onLine: (line, at) => line === "consuming" && (started = at) },
   );
-  await consumer.success(deadline);
+  await succeed(consumer, deadline);
   if (Number.isNaN(started)) {
     throw new Error("bench/baseline_consume.ts did not say when it started consuming");
   }
-  return consumer.endedAt - started;
+  return consumer.exitedAt - started;
 };
 
 /** `worker.ts` with `work` (the flags that choose its handler), silent, stopping after the tasks. */
@@ -157,8 +157,8 @@ function drainWorker(work: readonly string[]): Drainer {
       ],
       { url, deadline, onLine: () => {} },
     );
-    await worker.process.success(deadline);
-    return worker.process.endedAt - worker.consumingAt;
+    await succeed(worker.process, deadline);
+    return worker.process.exitedAt - worker.consumingAt;
   };
 }
 

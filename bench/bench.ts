@@ -37,7 +37,7 @@ import { latencyStep } from "./_latency.ts";
 import { describeMachine, loadAverage, type Machine } from "./_machine.ts";
 import { memoryStep } from "./_memory.ts";
 import { oneShotStep } from "./_one_shot.ts";
-import { ROOT, startScript } from "./_process.ts";
+import { exit, ROOT, startScript } from "./_process.ts";
 import { formatErrors, formatTable, type Row } from "./_report.ts";
 import type { BenchConfig, Step } from "./_step.ts";
 import { Deadline, TimeoutError } from "./_deadline.ts";
@@ -259,9 +259,9 @@ async function warmUp(url: string, signal: AbortSignal): Promise<void> {
     ["bench/baseline_one_shot.ts", []],
   ];
   await Promise.all(scripts.map(async ([script, args]) => {
-    await using process = startScript(script, args, { url });
+    await using process = await startScript(script, args, { url });
     // A script that cannot even start fails its measurements, which say why.
-    await process.exit(new Deadline(60_000, signal)).catch(() => {});
+    await exit(process, new Deadline(60_000, signal)).catch(() => {});
   }));
 }
 

@@ -20,3 +20,13 @@ Deno.test("readLines() decodes a UTF-8 character split across chunks", async () 
   await readLines(streamOf(bytes.slice(0, 4), bytes.slice(4)), (line) => lines.push(line));
   assert.deepEqual(lines, ["café"]);
 });
+
+Deno.test("readLines() passes each line the time its chunk was read", async () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const lines: Array<[string, number]> = [];
+  const before = performance.now();
+  await readLines(streamOf(encode("a\nb\n"), encode("c")), (line, at) => lines.push([line, at]));
+  assert.deepEqual(lines.map(([line]) => line), ["a", "b", "c"]);
+  const [a, b, c] = lines.map(([, at]) => at);
+  assert.ok(before <= a! && a === b && b! <= c! && c! <= performance.now());
+});
