@@ -33,7 +33,7 @@ export function oneShotStep(config: BenchConfig): Step {
         const ours: number[] = [];
         const send = async (script: string, args: string[], into: number[]) => {
           const deadline = new Deadline(30_000, signal);
-          into.push((await runScript(script, args, { url, deadline })).wallMs);
+          into.push(await runScript(script, args, { url, deadline }));
         };
         for (let run = 0; run < runs; run++) {
           const sides = [

@@ -52,6 +52,12 @@ export function formatValue(value: number | undefined, unit: Unit): string {
   return value.toFixed(1);
 }
 
+/** Ours over plain to two decimals; below 0.01, to two significant digits, so it is not 0.00. */
+export function formatRatio(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return "—";
+  return value === 0 || value >= 0.01 ? value.toFixed(2) : value.toPrecision(2);
+}
+
 function formatTarget(row: Row): string {
   if (row.target === undefined) return "—";
   if ("ratioAtLeast" in row.target) return `≥ ${row.target.ratioAtLeast.toFixed(2)}`;
@@ -67,7 +73,7 @@ export function formatTable(rows: readonly Row[]): string {
       `${row.name} (${row.unit})`,
       formatValue(row.plain, row.unit),
       formatValue(row.ours, row.unit),
-      value === undefined ? "—" : value.toFixed(2),
+      formatRatio(value),
       formatTarget(row),
       verdict(row),
     ];

@@ -12,9 +12,17 @@ import type { Row } from "./_report.ts";
 export interface BenchConfig {
   /** Tasks sent by the bulk senders and drained by the consumers. */
   tasks: number;
+  /**
+   * Tasks drained by `worker.ts --exec true`: a process per task is far slower, and this many
+   * take a few seconds.
+   */
+  execTasks: number;
   /** Unconfirmed tasks at most, for both bulk senders. */
   window: number;
-  /** The prefetch (and our worker's concurrency) of each drain measurement. */
+  /**
+   * The prefetch (and our worker's concurrency) of each drain measurement; the last is also that
+   * of the `--handler` and `--exec` rows.
+   */
   prefetches: readonly number[];
   /** Times each throughput is measured; the median is reported. */
   rounds: number;

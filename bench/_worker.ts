@@ -6,7 +6,7 @@
  */
 
 import type { Deadline } from "./_deadline.ts";
-import { type ScriptProcess, startScript } from "./_process.ts";
+import { exit, type ScriptProcess, startScript } from "./_process.ts";
 
 /** Options for {@linkcode WorkerUnderTest.start}. */
 export interface StartWorkerOptions {
@@ -40,7 +40,7 @@ export class WorkerUnderTest implements AsyncDisposable {
   ): Promise<WorkerUnderTest> {
     const { url, deadline, onLine } = options;
     const ready = Promise.withResolvers<number>();
-    const process = startScript("worker.ts", ["--queue", queue, ...args], {
+    const process = await startScript("worker.ts", ["--queue", queue, ...args], {
       url,
       onLine(line, at) {
         if (line.startsWith(" [*] Waiting for messages")) ready.resolve(at);
@@ -86,7 +86,7 @@ export class WorkerUnderTest implements AsyncDisposable {
   /** Stops it with SIGINT and checks that it exits 0. */
   async stop(): Promise<void> {
     this.process.kill("SIGINT");
-    const { code } = await this.process.exit(this.#deadline);
+    const { code } = await exit(this.process, this.#deadline);
     if (code !== 0) {
       throw new Error(this.process.explain(`worker.ts exited with code ${code} on SIGINT`));
     }
@@ -98,6 +98,6 @@ export class WorkerUnderTest implements AsyncDisposable {
 }
 
 async function exitedEarly(process: ScriptProcess): Promise<never> {
-  const { code } = await process.exited;
+  const { code } = await process.finished;
   throw new Error(process.explain(`worker.ts exited early with code ${code}`));
 }

@@ -11,7 +11,8 @@
  *
  * Measured, each on a fresh queue of its own that is deleted afterwards:
  * 1. bulk send: `new_task.ts --stdin` against `bench/baseline_send.ts`, tasks/s;
- * 2. drain: `worker.ts` against `bench/baseline_consume.ts` at prefetch 1, 10 and 100, tasks/s;
+ * 2. drain: `worker.ts` against `bench/baseline_consume.ts` at prefetch 1, 10 and 100, tasks/s,
+ *    and at prefetch 100 also `worker.ts --handler bench/noop_handler.ts` and `--exec true`;
  * 3. one-shot send: `new_task.ts hello` against `bench/baseline_one_shot.ts`, wall time;
  * 4. end-to-end latency from publish to the worker starting the task, p50 and p99;
  * 5. worker memory growth over many tasks.
@@ -36,7 +37,7 @@ import { latencyStep } from "./_latency.ts";
 import { describeMachine, loadAverage, type Machine } from "./_machine.ts";
 import { memoryStep } from "./_memory.ts";
 import { oneShotStep } from "./_one_shot.ts";
-import { ROOT, startScript } from "./_process.ts";
+import { exit, ROOT, startScript } from "./_process.ts";
 import { formatErrors, formatTable, type Row } from "./_report.ts";
 import type { BenchConfig, Step } from "./_step.ts";
 import { Deadline, TimeoutError } from "./_deadline.ts";
@@ -48,6 +49,7 @@ import { displayUrl, parseAmqpUrl } from "../lib/broker/url.ts";
 /** The sizes of a full run. */
 export const FULL: BenchConfig = {
   tasks: 20_000,
+  execTasks: 1000,
   window: 1000,
   prefetches: [1, 10, 100],
   rounds: 3,
@@ -63,6 +65,7 @@ export const FULL: BenchConfig = {
 export const QUICK: BenchConfig = {
   ...FULL,
   tasks: 2000,
+  execTasks: 200,
   rounds: 1,
   oneShotRuns: 10,
   latencySeconds: 2,
@@ -256,9 +259,9 @@ async function warmUp(url: string, signal: AbortSignal): Promise<void> {
     ["bench/baseline_one_shot.ts", []],
   ];
   await Promise.all(scripts.map(async ([script, args]) => {
-    await using process = startScript(script, args, { url });
+    await using process = await startScript(script, args, { url });
     // A script that cannot even start fails its measurements, which say why.
-    await process.exit(new Deadline(60_000, signal)).catch(() => {});
+    await exit(process, new Deadline(60_000, signal)).catch(() => {});
   }));
 }
 

@@ -10,6 +10,8 @@ const ROWS = [
   "Drain, prefetch 1, 2,000 tasks (tasks/s)",
   "Drain, prefetch 10, 2,000 tasks (tasks/s)",
   "Drain, prefetch 100, 2,000 tasks (tasks/s)",
+  "Drain, prefetch 100, 2,000 tasks, --handler no-op module (tasks/s)",
+  "Drain, prefetch 100, 200 tasks, --exec true (tasks/s)",
   "Drain, prefetch 1, 2,000 tasks, with per-task lines (tasks/s)",
   "One-shot send, median of 10 runs (ms)",
   "One-shot send, p90 of 10 runs (ms)",

@@ -121,3 +121,13 @@ Deno.test("nonEmptyLines() drops empty lines and a \\r before the newline, nothi
   }
   assert.deepEqual(lines, [[0x20, 0x0d]]);
 });
+
+Deno.test("readLines() passes each line the time it was read", async () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const lines: Array<[string, number]> = [];
+  const before = performance.now();
+  await readLines(streamOf(encode("a\nb\n"), encode("c")), (line, at) => lines.push([line, at]));
+  assert.deepEqual(lines.map(([line]) => line), ["a", "b", "c"]);
+  const [a, b, c] = lines.map(([, at]) => at);
+  assert.ok(before <= a! && a! <= b! && b! <= c! && c! <= performance.now());
+});

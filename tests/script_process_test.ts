@@ -92,3 +92,52 @@ Deno.test("ScriptProcess.kill() stops the process; describeExit() names the sign
   assert.equal(child.describeExit(), "was killed by SIGTERM");
   child.kill("SIGTERM"); // Once it has exited, a no-op.
 });
+
+Deno.test("spawnScript() writes stdin to the script; exitedAt - startedAt is its run; explain() quotes its last stderr line", async () => {
+  await using script = await scratchScript("echo.ts", [
+    "#!/usr/bin/env -S deno run --allow-env=OTHER",
+    "const text = await new Response(Deno.stdin.readable).text();",
+    "console.log(text.toUpperCase());",
+    "console.error('first');",
+    "console.error('  last words  ');",
+    "Deno.exit(4);",
+  ]);
+  const lines: Array<[string, number]> = [];
+  const child = spawnScript("echo.ts", [], {
+    permissions: script.permissions,
+    root: script.root,
+    stdin: "one\ntwo",
+    onStdout: (line, at) => lines.push([line, at]),
+  });
+  assert.equal(child.name, "echo.ts");
+  assert.ok(Number.isNaN(child.exitedAt), "no exit time while it runs");
+  await child.finished;
+  assert.deepEqual(lines.map(([line]) => line), ["ONE", "TWO"]);
+  for (const [, at] of lines) assert.ok(child.startedAt < at && at <= performance.now());
+  assert.ok(child.startedAt < child.exitedAt && child.exitedAt <= performance.now());
+  assert.deepEqual(child.recentStderr, ["first", "  last words  "]);
+  assert.equal(
+    child.explain("echo.ts exited with code 4"),
+    "echo.ts exited with code 4: last words",
+  );
+});
+
+Deno.test("ScriptProcess disposal kills a script that still runs and waits for it", async () => {
+  let child: ReturnType<typeof spawnScript> | undefined;
+  {
+    await using script = await scratchScript("forever.ts", [
+      "#!/usr/bin/env -S deno run --allow-env=OTHER",
+      "console.log('ready');",
+      "setInterval(() => {}, 1000);",
+    ]);
+    const ready = Promise.withResolvers<void>();
+    await using process = spawnScript("forever.ts", [], {
+      permissions: script.permissions,
+      root: script.root,
+      onStdout: (line) => line === "ready" && ready.resolve(),
+    });
+    child = process;
+    await ready.promise;
+  }
+  assert.equal(child.status?.signal, "SIGKILL");
+});

@@ -35,6 +35,7 @@ export class AckBatch {
   #outstanding = new Set<number>();
   #pending = new Map<number, { message: ConsumeMessage; id: string }>();
   #scheduled = false;
+  #soon = false;
 
   /** Acks on `channel`, the channel that delivered the tasks. */
   constructor(channel: Channel, options: AckBatchOptions = {}) {
@@ -51,9 +52,19 @@ export class AckBatch {
   /** Acks a finished task, at the end of this turn of the event loop. */
   ack(message: ConsumeMessage, id: string): void {
     this.#pending.set(message.fields.deliveryTag, { message, id });
-    // Nothing else in hand could join the batch: ack now rather than a turn later, which at
-    // prefetch 1 would hold up the next delivery.
-    if (this.#pending.size === this.#outstanding.size) return this.flush();
+    if (this.#pending.size === this.#outstanding.size) {
+      // Nothing in hand is still running: ack before this turn ends rather than a turn later,
+      // which at prefetch 1 would hold up the next delivery. Not at once, though: amqplib hands
+      // over every delivery of one socket read in the same turn, and tasks whose handler returns
+      // at once would otherwise cost the worker a write and the broker an ack each.
+      if (this.#soon) return;
+      this.#soon = true;
+      queueMicrotask(() => {
+        this.#soon = false;
+        this.flush();
+      });
+      return;
+    }
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => this.flush());

@@ -130,16 +130,18 @@ export interface ReadLinesOptions {
 /**
  * Calls `onLine` with each line of `stream` as it arrives, decoded as UTF-8 (a byte that is not
  * becomes U+FFFD), without its `\n`; a last line without one counts too. A line longer than
- * `maxLength` bytes comes in pieces. Resolves when the stream ends.
+ * `maxLength` bytes comes in pieces. `at` is the `performance.now()` when the line was read.
+ * Resolves when the stream ends.
  */
 export async function readLines(
   stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
+  onLine: (line: string, at: number) => void,
   options: ReadLinesOptions = {},
 ): Promise<void> {
   const { maxLength = MAX_OUTPUT_LINE_BYTES } = options;
   const decoder = new TextDecoder();
   for await (const line of splitLines(stream, { maxLength, tooLong: "split" })) {
-    onLine(decoder.decode(line));
+    // When the line was read: the bench times a worker's lines by it.
+    onLine(decoder.decode(line), performance.now());
   }
 }
