@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=2 --allow-net --allow-env=AMQP_URL,AMQP_URL_FILE,AMQP_CA_FILE,TASK_QUEUE_TYPE --allow-read --allow-run --allow-sys=hostname
 /**
  * The worker: takes tasks from the durable task queue (fair dispatch), does them, and acks each
  * task only once it is done, so a task whose worker dies goes to another worker. A task that

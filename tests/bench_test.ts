@@ -7,6 +7,7 @@ const COMMITTED = new URL("bench/RESULTS.md", ROOT);
 /** The rows of a `--quick` run, in order. */
 const ROWS = [
   "Bulk send, 2,000 tasks (tasks/s)",
+  "Bulk send, 2,000 tasks: plain with mandatory vs without (tasks/s)",
   "Drain, prefetch 1, 2,000 tasks (tasks/s)",
   "Drain, prefetch 10, 2,000 tasks (tasks/s)",
   "Drain, prefetch 100, 2,000 tasks (tasks/s)",
@@ -20,6 +21,7 @@ const ROWS = [
   "Worker RSS after 1,000 tasks (MB)",
   "Worker RSS after 10,000 more (MB)",
   "Worker RSS growth over 10,000 tasks (MB)",
+  "Worker RSS growth over 10,000 tasks, --handler no-op module (MB)",
 ];
 
 /** The cells of the table's body rows in `text`, by measurement. */

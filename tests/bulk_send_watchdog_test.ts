@@ -216,20 +216,22 @@ Deno.test("sendAll() gives a task published after an idle spell its whole confir
   assert.match(String(send.done()?.error), /No confirm from the broker for 4500 ms/);
 });
 
-Deno.test("sendAll() never has more than window tasks in flight", async () => {
+Deno.test("sendAll() never has more than window tasks in flight, and refills it by halves", async () => {
   const clock = new FakeClock();
   const publisher = new FakePublisher();
   const send = start(publisher, bodies(20), { window: 4, clock });
   await settle();
   assert.equal(publisher.sent.length, 4);
-  // Confirms in bursts and out of order: each frees exactly one place.
+  // A full window is refilled once half of it is confirmed, in one burst, whatever the order.
   publisher.confirm(1);
   await settle();
-  assert.equal(publisher.sent.length, 5);
-  publisher.confirm(0);
+  assert.equal(publisher.sent.length, 4, "one place free: not yet");
   publisher.confirm(3);
   await settle();
-  assert.equal(publisher.sent.length, 7);
+  assert.equal(publisher.sent.length, 6, "half the window free: refilled");
+  publisher.confirm(0);
+  await settle();
+  assert.equal(publisher.sent.length, 6, "three in flight, above half");
   for (let next = 0; next < 20; next++) {
     if (!publisher.sent[next]?.settled && publisher.sent[next]) publisher.confirm(next);
     await settle();

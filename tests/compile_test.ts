@@ -97,8 +97,9 @@ function compileSteps(): CompileStep[] {
 }
 
 /** The permission flags among `flags`. */
+// Permissions, and the V8 flags the shebang runs the script with (a compiled binary bakes both in).
 function permissionFlags(flags: string[]): string[] {
-  return flags.filter((flag) => /^(-A$|--allow-|--deny-)/.test(flag));
+  return flags.filter((flag) => /^(-A$|--allow-|--deny-|--v8-flags=)/.test(flag));
 }
 
 Deno.test("deno task compile builds dist/new_task and dist/worker with the shebangs' permissions", () => {

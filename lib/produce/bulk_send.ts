@@ -125,25 +125,28 @@ export async function sendAll(
     },
     Number.isFinite(confirmTimeout) ? confirmTimeout / Math.ceil(confirmTimeout / period) : period,
   );
+  // A full window is refilled once half of it is confirmed, not one task per confirm: a burst of
+  // publishes goes out in a few socket writes instead of one write per task.
+  const lowWater = Math.floor(window / 2);
+  let wakeAt = 0;
   const wakeUp = () => {
+    if (inFlight > wakeAt && error === undefined && !stalled) return;
     const waiting = wake;
     wake = undefined;
     waiting?.();
   };
+  const room = (atMost: number) =>
+    new Promise<void>((resolve) => {
+      wakeAt = atMost;
+      wake = resolve;
+    });
   // The bodies may fail to be read on (a line too long, say): what was published is then still
-  // waited for, and the failure told as one of a task would be.
+  // waited for, and the failure told as one of a task would be. Nothing else in the loop throws.
   let readError: unknown;
-  async function* read() {
-    try {
-      yield* bodies;
-    } catch (failure) {
-      readError = failure;
-    }
-  }
   try {
-    for await (const body of read()) {
+    for await (const body of bodies) {
       if (error !== undefined || signal?.aborted) break;
-      if (inFlight >= window) await new Promise<void>((resolve) => wake = resolve);
+      if (inFlight >= window) await room(lowWater);
       if (publisher.full && error === undefined) {
         await new Promise<void>((resolve) => {
           interrupt = resolve;
@@ -175,13 +178,15 @@ export async function sendAll(
         wakeUp();
       }, properties);
     }
+  } catch (failure) {
+    readError = failure;
+  }
+  try {
     if (readError !== undefined && error === undefined) {
       error = readError;
       firstFailed = Math.min(firstFailed, published);
     }
-    while (inFlight > 0 && !stalled) {
-      await new Promise<void>((resolve) => wake = resolve);
-    }
+    while (inFlight > 0 && !stalled) await room(0);
   } finally {
     clock.clearInterval(watchdog);
   }
