@@ -200,3 +200,47 @@ Deno.test("a queue name whose dead or retry queue would pass 255 bytes is refuse
   channel.on("error", () => {});
   await assert.rejects(channel.checkQueue(queue), "nothing was declared");
 });
+
+Deno.test("moves of tasks without a message id are told apart: one returned move does not fail another", async () => {
+  const queue = uniqueQueue("noid");
+  try {
+    await using worker = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--concurrency",
+      "2",
+      "--max-retries",
+      "1",
+      "--retry-delay",
+      "60000",
+      "--exec",
+      "sleep 0.3; exit 1",
+    ]);
+    await worker.waitForLines(/Waiting for messages/);
+    // Parking now finds no dead queue: that move comes back unroutable.
+    await remove(`${queue}.dead`);
+    await using broker = await openBroker();
+    const channel = await broker.connection.createConfirmChannel();
+    // Neither has a message id, as from the tutorial's Python producer. The second is on its
+    // last try (as this project records tries), so it is parked while the first is retried.
+    channel.sendToQueue(queue, Buffer.from("first"), { persistent: true });
+    channel.sendToQueue(queue, Buffer.from("last try"), {
+      persistent: true,
+      headers: { "task-attempts": 1, "task-queue": queue },
+    });
+    await channel.waitForConfirms();
+    await channel.close();
+    const deadline = Date.now() + 15_000;
+    const log = () => worker.stderr.join("\n");
+    while (!/retrying in 60000 ms/.test(log()) || !/held unacked/.test(log())) {
+      assert.ok(Date.now() < deadline, log());
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(await broker.ready(`${queue}.retry.60000ms`), 1, "the first task was retried");
+    worker.kill("SIGTERM");
+    assert.equal((await worker.status()).code, 0, log());
+    assert.equal(await broker.ready(queue), 1, "the held one went back to the queue");
+  } finally {
+    await remove(queue, `${queue}.dead`, `${queue}.retry.60000ms`);
+  }
+});
