@@ -59,6 +59,11 @@ export interface ConnectOptions {
    */
   ca?: string;
   /**
+   * The name the broker shows for the connection (`connection_name`).
+   * @default {"<main module's file name> pid <pid>"}
+   */
+  name?: string;
+  /**
    * Attempts at the first connection before giving up. Errors that another attempt cannot fix
    * (wrong password, unknown vhost or host) end the attempts at once.
    * @default {3}
@@ -118,6 +123,7 @@ export async function connect(
     timeout = 10_000,
     attempts = 3,
     recover = false,
+    name: connectionName = defaultConnectionName(),
     ca,
     setup,
     onConnected = () => {},
@@ -144,6 +150,9 @@ export async function connect(
   const connection = await amqpConnect(target, {
     // noDelay: Nagle plus delayed ACKs add ~40 ms to every round trip of a one-shot send.
     noDelay: true,
+    // Named so that an operator (rabbitmqctl list_connections, the management UI) can tell which
+    // process a connection is: the program and its pid.
+    clientProperties: { connection_name: connectionName },
     timeout,
     ...(ca === undefined ? {} : { ca: [ca] }),
     recovery: {
@@ -195,6 +204,11 @@ export async function connect(
   }
   connected = true;
   return connection;
+}
+
+function defaultConnectionName(): string {
+  const program = Deno.mainModule.split("/").pop() || "deno";
+  return `${decodeURIComponent(program)} pid ${Deno.pid}`;
 }
 
 /**

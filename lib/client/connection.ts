@@ -62,6 +62,12 @@ export interface ConnectOptions {
    * @default {true}
    */
   recover?: boolean;
+  /**
+   * The name the broker shows for the connection (`connection_name`, in `rabbitmqctl
+   * list_connections` and the management UI).
+   * @default {"<main module's file name> pid <pid>"}
+   */
+  name?: string;
 }
 
 // The public options are the broker connection's, less the hooks the connection sets itself; this
