@@ -64,8 +64,9 @@ export const NEW_TASK_COMMAND: CommandSpec = {
       name: "window",
       kind: "string",
       valueName: "N",
-      default: "1000",
-      description: "With --stdin: the most tasks published but not yet confirmed at once.",
+      default: "20000",
+      description:
+        "With --stdin: the most tasks published but not yet confirmed at once (and at most 64 MiB of them).",
     },
     {
       name: "wait",

@@ -50,7 +50,7 @@ import { displayUrl, parseAmqpUrl } from "../lib/broker/url.ts";
 export const FULL: BenchConfig = {
   tasks: 20_000,
   execTasks: 1000,
-  window: 1000,
+  window: 20_000,
   prefetches: [1, 10, 100],
   rounds: 3,
   oneShotRuns: 20,

@@ -21,6 +21,7 @@ import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { RecoveringChannelModel } from "../lib/amqp.ts";
 import { connect } from "../lib/broker/connection.ts";
+import { ScriptProcess as LibScriptProcess } from "../lib/io/script_process.ts";
 
 /** The broker the tests use. */
 export const BROKER_URL = Deno.env.get("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -110,60 +111,47 @@ export interface ScriptOptions {
 /** Milliseconds a test waits for something before failing. */
 export const DEADLINE_MS = 20_000;
 
-/** An entry script running as its own process, with its output collected line by line. */
+/**
+ * An entry script running as its own process, with its output collected line by line: the
+ * product's own {@linkcode LibScriptProcess} (`lib/io/script_process.ts`), plus what tests wait on.
+ */
 export class ScriptProcess implements AsyncDisposable {
   /** Lines printed to stdout so far. */
   readonly stdout: string[] = [];
   /** Lines printed to stderr so far. */
   readonly stderr: string[] = [];
   readonly name: string;
-  #child: Deno.ChildProcess;
+  #process: LibScriptProcess;
   #waiters = new Set<() => void>();
-  #reading: Promise<unknown>;
-  #status: Promise<Deno.CommandStatus>;
-  #exited = false;
 
+  /** Follows `child` (stdin, stdout and stderr piped); `stdin` is written to it, then closed. */
   constructor(name: string, child: Deno.ChildProcess, stdin?: string | Uint8Array) {
     this.name = name;
-    this.#child = child;
-    this.#reading = Promise.all([
-      this.#collect(child.stdout, this.stdout),
-      this.#collect(child.stderr, this.stderr),
-      this.#feed(stdin),
-    ]);
-    this.#status = child.status.then((status) => {
-      this.#exited = true;
+    const collect = (into: string[]) => (line: string) => {
+      into.push(line);
       this.#notify();
-      return status;
+    };
+    this.#process = new LibScriptProcess(name, child, {
+      // Always written and closed, so that a script reading stdin sees its end.
+      stdin: typeof stdin === "string"
+        ? new TextEncoder().encode(stdin)
+        : stdin ?? new Uint8Array(),
+      onStdout: collect(this.stdout),
+      onStderr: collect(this.stderr),
     });
+    void this.#process.finished.then(() => this.#notify());
   }
 
   get pid(): number {
-    return this.#child.pid;
+    return this.#process.pid;
   }
 
-  async #feed(stdin: string | Uint8Array | undefined): Promise<void> {
-    const writer = this.#child.stdin.getWriter();
-    try {
-      if (stdin !== undefined) {
-        await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
-      }
-      await writer.close();
-    } catch {
-      // The process may exit before reading its input.
-    }
+  get #exited(): boolean {
+    return !Number.isNaN(this.#process.exitedAt);
   }
 
-  async #collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
-    let rest = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      into.push(...parts);
-      this.#notify();
-    }
-    if (rest !== "") into.push(rest);
-    this.#notify();
+  get #reading(): Promise<unknown> {
+    return this.#process.finished;
   }
 
   #notify(): void {
@@ -205,18 +193,14 @@ export class ScriptProcess implements AsyncDisposable {
 
   /** Sends `signal` to the process (ignored if it has exited). */
   kill(signal: Deno.Signal = "SIGTERM"): void {
-    try {
-      this.#child.kill(signal);
-    } catch {
-      // Already exited.
-    }
+    this.#process.kill(signal);
   }
 
   /** Waits for the process to exit and its output to be read; fails after `timeout` ms. */
   async status(timeout = DEADLINE_MS): Promise<Deno.CommandStatus> {
     const ac = new AbortController();
     const timer = sleep(timeout, undefined, { signal: ac.signal }).catch(() => undefined);
-    const result = await Promise.race([this.#status, timer]);
+    const result = await Promise.race([this.#process.finished, timer]);
     ac.abort();
     if (result === undefined) {
       throw new Error(`${this.name} did not exit within ${timeout} ms: ${this.transcript()}`);

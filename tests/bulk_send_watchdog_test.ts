@@ -423,3 +423,28 @@ Deno.test("sendAll() runs on the system clock by default and stops its timer whe
     { published: 2, confirmed: 2, prefix: 2 },
   );
 });
+
+Deno.test("sendAll() keeps at most windowBytes of bodies in flight, however many tasks the window allows", async () => {
+  const clock = new FakeClock();
+  const publisher = new FakePublisher();
+  const body = "x".repeat(10);
+  const send = start(publisher, Array.from({ length: 6 }, () => body), {
+    window: 100,
+    windowBytes: 25,
+    clock,
+  });
+  await settle();
+  assert.equal(publisher.sent.length, 3, "30 bytes in flight reach the 25-byte window");
+  publisher.confirm(0);
+  await settle();
+  assert.equal(publisher.sent.length, 3, "20 bytes: still above half the window");
+  publisher.confirm(1);
+  await settle();
+  assert.equal(publisher.sent.length, 5, "10 bytes: refilled up to the window again");
+  for (let next = 2; next < 6; next++) {
+    publisher.confirm(next);
+    await settle();
+  }
+  const result = await send.result;
+  assert.equal(result.confirmed, 6);
+});

@@ -16,10 +16,17 @@ export type BulkPublisher = Pick<TaskPublisher, "send" | "full" | "writable" | "
 /** Options for {@linkcode sendAll}. */
 export interface SendAllOptions {
   /**
-   * The most tasks published but not yet confirmed at any time.
-   * @default {1000}
+   * The most tasks published but not yet confirmed at any time. Large, because the broker
+   * confirms persistent tasks only once they are on disk: a small window waits for its syncs.
+   * @default {20000}
    */
   window?: number;
+  /**
+   * The most bytes of task bodies published but not yet confirmed at any time, so that a window
+   * of large tasks stays within memory.
+   * @default {67108864}
+   */
+  windowBytes?: number;
   /**
    * How long one task may wait for its confirm, in milliseconds.
    * @default {30000}
@@ -77,7 +84,8 @@ export async function sendAll(
   options: SendAllOptions = {},
 ): Promise<SendAllResult> {
   const {
-    window = 1000,
+    window = 20_000,
+    windowBytes = 64 * 1024 * 1024,
     confirmTimeout = 30_000,
     onConfirmed = () => {},
     signal,
@@ -85,6 +93,11 @@ export async function sendAll(
     properties,
     onPublished,
   } = options;
+  if (!Number.isSafeInteger(windowBytes) || windowBytes < 1) {
+    throw new RangeError(
+      `Invalid windowBytes "${windowBytes}": expected a whole number of at least 1`,
+    );
+  }
   if (!Number.isInteger(window) || window < 1) {
     throw new RangeError(`Invalid window "${window}": expected a whole number of at least 1`);
   }
@@ -94,6 +107,7 @@ export async function sendAll(
   let published = 0;
   let confirmed = 0;
   let inFlight = 0;
+  let bytesInFlight = 0;
   // Tasks 0 to settledPrefix - 1 are all settled (confirmed or failed); those settled past it,
   // when confirms come out of order, wait in settledAhead. The first unsettled task is where a
   // stalled send must be taken up again.
@@ -130,7 +144,10 @@ export async function sendAll(
   const lowWater = Math.floor(window / 2);
   let wakeAt = 0;
   const wakeUp = () => {
-    if (inFlight > wakeAt && error === undefined && !stalled) return;
+    if (
+      (inFlight > wakeAt || bytesInFlight >= windowBytes / 2 && inFlight > 0) &&
+      error === undefined && !stalled
+    ) return;
     const waiting = wake;
     wake = undefined;
     waiting?.();
@@ -146,7 +163,7 @@ export async function sendAll(
   try {
     for await (const body of bodies) {
       if (error !== undefined || signal?.aborted) break;
-      if (inFlight >= window) await room(lowWater);
+      if (inFlight >= window || bytesInFlight >= windowBytes) await room(lowWater);
       if (publisher.full && error === undefined) {
         await new Promise<void>((resolve) => {
           interrupt = resolve;
@@ -156,11 +173,14 @@ export async function sendAll(
       }
       if (error !== undefined) break;
       const index = published++;
+      const size = body.length;
       inFlight++;
+      bytesInFlight += size;
       const id = crypto.randomUUID();
       onPublished?.(id, index);
       publisher.send(body, id, (failure) => {
         inFlight--;
+        bytesInFlight -= size;
         lastProgress = clock.now();
         if (index !== settledPrefix) settledAhead.add(index);
         else {
