@@ -3,12 +3,12 @@
  *
  * A task's due time is in its `task-due-at` header, so the next one due is the smallest of those
  * headers. Reading them means taking the tasks with `basic.get` and giving them back unacked (a
- * channel of our own, `nack` with requeue), which is safe on a classic queue only: it puts a task
- * back in its place with its TTL running as before. A quorum queue counts every give-back as a
- * failed delivery (RabbitMQ 4 dead-letters a task after 20, which for a delay level means on to
- * the next level, early), and RabbitMQ 3.10 lets a task given back expire only after the next
- * one. So quorum levels are never read: for them only a bound is known (a task in level k leaves
- * it within 2^k ms and then has less than 2^k ms to go).
+ * channel of our own, `nack` with requeue), which is safe on a classic queue: it puts a task back
+ * in its place with its TTL running as before. Not on a quorum queue: RabbitMQ 3.10 lets a task
+ * given back expire only with the one behind it (late by up to the level's wait), and counts the
+ * give-back as a delivery, which a delivery limit could act on (dead-lettering it on to the next
+ * level, early). So quorum levels are never read: for them only a bound is known (a task in level
+ * k leaves it within 2^k ms and then has less than 2^k ms to go).
  *
  * A level is not read whole either. Its tasks leave it in queue order, each at its due time less
  * what it still has to go after this level (the bits of its routing key below the level); once a

@@ -27,8 +27,16 @@ import { declareOrAdopt, lossReason } from "./existing_queue.ts";
 export const DELAY_LEVELS = 32;
 
 /**
- * The longest delay, in milliseconds: 2^32 - 1, about 49.7 days (every level's bit set). It is
- * also the longest TTL RabbitMQ takes for one queue, so a level never needs more.
+ * The longest delay, in milliseconds: 2^32 - 1, about 49.7 days (every level's bit set). The top
+ * level waits 2^31 ms, within the longest TTL RabbitMQ documents for a queue (2^32 - 1 ms).
+ *
+ * @example Refuse a delay before sending it
+ * ```ts
+ * import { MAX_DELAY_MS } from "@workqueue/rabbitmq";
+ *
+ * const delay = 60 * 86_400_000; // 60 days
+ * if (delay > MAX_DELAY_MS) console.error("Too far ahead: at most about 49 days");
+ * ```
  */
 export const MAX_DELAY_MS = 2 ** DELAY_LEVELS - 1;
 
