@@ -19,6 +19,10 @@ import {
   wrongDelayReason,
 } from "../lib/topology/delays.ts";
 import { TaskQueue } from "../lib/topology/task_queue.ts";
+import { formatStats, formatWait, statsJson } from "../commands/stats.ts";
+import type { QueueStats } from "../lib/operate/queue_stats.ts";
+
+const DAY_MS = 86_400_000;
 
 /** A topic exchange's match of `key` against `pattern` (`*` one word, `#` zero or more). */
 function topicMatches(pattern: string, key: string): boolean {
@@ -204,4 +208,45 @@ Deno.test("parseDuration() reads 90s, 2h, 1h30m, 1500ms, 30d; parseTime() reads 
   for (const bad of ["2026-02-30T18:00:00Z", "2026-13-01T00:00Z", "tomorrow", "2026-12-24"]) {
     assert.throws(() => parseTime(bad), { name: "RangeError" }, bad);
   }
+});
+
+Deno.test("stats says how many tasks wait for their time and when the next is due, exactly or at the latest", () => {
+  const base: QueueStats = {
+    name: "jobs",
+    ready: 2,
+    unacked: null,
+    consumers: 1,
+    waiting: 5,
+    nextDue: null,
+    dead: 0,
+    delayQueues: [],
+    deadQueue: null,
+    rates: null,
+    managementError: null,
+  };
+  const now = Date.parse("2026-12-24T14:40:00Z");
+  const at = new Date("2026-12-24T18:00:00Z");
+  assert.equal(
+    formatStats(base, now),
+    'Queue "jobs": 2 ready, unacked unknown, 1 consumer; 5 waiting for their time; 0 parked',
+  );
+  assert.match(
+    formatStats({ ...base, nextDue: { at, exact: true } }, now),
+    /\n {2}next due 2026-12-24T18:00:00\.000Z \(in 3 h 20 min\)$/,
+  );
+  assert.match(
+    formatStats({ ...base, nextDue: { at, exact: false } }, now),
+    /\n {2}next due by 2026-12-24T18:00:00\.000Z at the latest \(in 3 h 20 min\)$/,
+  );
+  assert.match(
+    formatStats({ ...base, nextDue: { at, exact: true } }, at.getTime() + 5),
+    /\(now\)$/,
+  );
+  assert.deepEqual(statsJson({ ...base, nextDue: { at, exact: true } }).next_due, {
+    at: "2026-12-24T18:00:00.000Z",
+    exact: true,
+  });
+  assert.equal(formatWait(45_200), "45.2 s");
+  assert.equal(formatWait(12 * 60_000), "12 min");
+  assert.equal(formatWait(30 * DAY_MS - 3_600_000), "29 d 23 h");
 });

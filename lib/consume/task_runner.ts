@@ -172,8 +172,8 @@ async function moveFailed(
     const route = queue.delayRoute(delayMs);
     try {
       // The copy waits in the delay levels, as a delayed task does, and is back in the queue
-      // when its retry delay is over.
-      // Declared once, before the first retry: workers whose tasks never fail need none of it.
+      // when its retry delay is over. They are declared once, before the first retry: workers
+      // whose tasks never fail need none of them.
       await delivery.mover.delays(queue, (message) => onEvent({ type: "warning", message }));
       const mover = await delivery.mover.channel();
       await republish(mover, route, delivery.message, {
