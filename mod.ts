@@ -2,8 +2,10 @@
  * A work queue for Deno on RabbitMQ: the "Work Queues" tutorial made into a library. Producers
  * send tasks to a durable queue and are told a task is sent only once the broker has it on disk;
  * workers share the tasks with fair dispatch, ack each only after its handler finished, retry a
- * failed one after a growing delay and park it in `<queue>.dead` after its last try. At least
- * once: a task is never lost, and may (rarely) run twice.
+ * failed one after a growing delay and park it in `<queue>.dead` after its last try. A task can be
+ * sent to run later (`delay` or `at`, up to about 49 days ahead): it is stored at once and handed
+ * to a worker no earlier than its time. At least once: a task is never lost, and may (rarely) run
+ * twice.
  *
  * Examples marked "needs a broker" are type-checked (`deno check --doc`) but not run.
  *
@@ -49,6 +51,7 @@ export {
   type TaskQueueOptions,
 } from "./lib/topology/task_queue.ts";
 export { TASK_HEADERS } from "./lib/topology/task_headers.ts";
+export { MAX_DELAY_MS } from "./lib/topology/delays.ts";
 export {
   Producer,
   type ProducerOptions,

@@ -9,6 +9,8 @@
  * deno task send --queue reports Build.  # another queue
  * seq 1000 | deno task send --stdin       # one task per line, pipelined, on one connection
  * deno task send --wait resize photo.jpg  # wait for the outcome: done (0) or parked (1)
+ * deno task send --delay 90s Later.       # handed to a worker no earlier than 90 s from now
+ * deno task send --at 2026-12-24T18:00:00Z Gifts.
  * ```
  *
  * Exit codes: 0 sent and confirmed (every task, with --stdin), 1 not sent (broker unreachable,
@@ -40,6 +42,8 @@ import {
   URL_FLAG,
 } from "./lib/cli/flags.ts";
 import { nonEmptyLines } from "./lib/produce/bulk_send.ts";
+import { parseDuration, parseTime } from "./lib/cli/duration.ts";
+import { checkSchedule, delayOf, MAX_DELAY_MS, type Schedule } from "./lib/topology/delays.ts";
 import type { TaskQueue } from "./lib/topology/task_queue.ts";
 import { describeError, UsageError } from "./lib/broker/errors.ts";
 
@@ -93,6 +97,20 @@ export const NEW_TASK_COMMAND: CommandSpec = {
       default: "30000",
       description: "How long to wait for the broker to confirm the task before failing.",
     },
+    {
+      name: "delay",
+      kind: "string",
+      valueName: "DURATION",
+      description:
+        "Store the task now, hand it to a worker no earlier than DURATION from now (90s, 15m, 2h, 1h30m, 30d, 1500ms; at most 49 days). With --stdin, each task from when it is sent.",
+    },
+    {
+      name: "at",
+      kind: "string",
+      valueName: "TIME",
+      description:
+        "Like --delay, until TIME: ISO 8601 (2026-12-24T18:00:00Z; local time without a zone). With --stdin, the same TIME for all.",
+    },
     HEARTBEAT_FLAG,
     CA_FLAG,
     HELP_FLAG,
@@ -109,6 +127,8 @@ interface NewTaskConfig {
   wait: boolean;
   waitTimeout: number;
   json: boolean;
+  /** When the tasks are due, or undefined for at once. */
+  schedule: Schedule | undefined;
   heartbeat: number;
   ca: string | undefined;
 }
@@ -135,6 +155,7 @@ export function main(args: string[]): Promise<number> {
           max: MAX_TIMER_MS,
         }),
         json: values.json === true,
+        schedule: scheduleOf(values.delay, values.at),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
         ca: typeof values.ca === "string"
           ? badInput(() => readCaFile(values.ca as string))
@@ -178,8 +199,13 @@ export function main(args: string[]): Promise<number> {
           return await sendOneAndWait(producer, config.message, config);
         }
         if (config.message !== undefined) {
-          await producer.send(config.message, { confirmTimeout: config.confirmTimeout });
-          console.log(` [x] Sent '${config.message}'`);
+          // One task: its time is fixed now, so that the line below tells it exactly.
+          const at = config.schedule && (config.schedule.at ?? dueAt(config.schedule));
+          await producer.send(config.message, {
+            confirmTimeout: config.confirmTimeout,
+            ...(at ? { at } : {}),
+          });
+          console.log(` [x] Sent '${config.message}'${at ? `, due at ${at.toISOString()}` : ""}`);
           return EXIT.ok;
         }
         if (config.wait) {
@@ -269,12 +295,18 @@ async function sendStdin(
   const result = await producer.sendMany(tasks, {
     window: config.window,
     confirmTimeout: config.confirmTimeout,
+    ...config.schedule,
     ...(progress ? { onConfirmed: (confirmed: number) => progress.update(confirmed) } : {}),
   });
   progress?.clear();
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   if (result.error === undefined) {
-    console.log(` [x] Sent ${result.confirmed} tasks in ${seconds} s`);
+    const at = config.schedule?.at;
+    console.log(
+      ` [x] Sent ${result.confirmed} tasks in ${seconds} s${
+        at ? `, due at ${at.toISOString()}` : ""
+      }`,
+    );
     return EXIT.ok;
   }
   console.error(
@@ -307,6 +339,41 @@ class ProgressLine {
   clear(): void {
     Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
   }
+}
+
+/**
+ * The schedule of `--delay` or `--at`, or undefined for tasks due at once.
+ *
+ * @throws {UsageError} when both are given, or either is not a duration or time the queue takes.
+ */
+export function scheduleOf(
+  delay: string | boolean | undefined,
+  at: string | boolean | undefined,
+): Schedule | undefined {
+  if (delay !== undefined && at !== undefined) {
+    throw new UsageError("Give either --delay or --at, not both");
+  }
+  if (typeof delay === "string") {
+    const ms = badInput(() => parseDuration(delay));
+    if (ms > MAX_DELAY_MS) {
+      throw new UsageError(
+        `Invalid value "${delay}" for --delay: at most ${MAX_DELAY_MS} ms (about 49.7 days)`,
+      );
+    }
+    return badInput(() => checkSchedule({ delay: ms }));
+  }
+  if (typeof at === "string") {
+    const time = badInput(() => parseTime(at));
+    badInput(() => delayOf({ at: time }));
+    return { at: time };
+  }
+  return undefined;
+}
+
+/** The time a task of `schedule` sent now is due. */
+function dueAt(schedule: Schedule): Date {
+  const now = Date.now();
+  return new Date(now + delayOf(schedule, now));
 }
 
 /** With --stdin the tasks come from standard input only. */

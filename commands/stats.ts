@@ -1,5 +1,5 @@
 /**
- * `queue.ts stats`: how the task queue, its retry queues and its dead queue are doing.
+ * `queue.ts stats`: how the task queue, its delay levels and its dead queue are doing.
  *
  * @module
  */
@@ -13,14 +13,13 @@ import {
   type CommandSpec,
   HEARTBEAT_FLAG,
   HELP_FLAG,
-  MAX_RETRIES_FLAG,
   parseInteger,
   QUEUE_FLAG,
   requireString,
-  RETRY_DELAY_FLAG,
   URL_FILE_FLAG,
   URL_FLAG,
 } from "../lib/cli/flags.ts";
+import { formatSeconds } from "../lib/cli/duration.ts";
 import { parseManagementUrl, type QueueStats, queueStats } from "../lib/operate/queue_stats.ts";
 import { onShutdownSignal } from "../lib/cli/shutdown.ts";
 import { common, withConnection } from "./_common.ts";
@@ -29,19 +28,11 @@ import { common, withConnection } from "./_common.ts";
 export const STATS_COMMAND: CommandSpec = {
   usage: "deno task stats [OPTIONS]",
   summary:
-    "Show ready, unacked and consumers for the task queue, its retry queues and its dead queue.",
+    "Show ready, unacked and consumers for the task queue, the tasks waiting for their time (delayed or to be retried) and the next one due, and the parked tasks.",
   flags: [
     URL_FLAG,
     URL_FILE_FLAG,
     QUEUE_FLAG,
-    {
-      ...MAX_RETRIES_FLAG,
-      description: "The workers' --max-retries: which retry queues to count.",
-    },
-    {
-      ...RETRY_DELAY_FLAG,
-      description: "The workers' --retry-delay: which retry queues to count.",
-    },
     {
       name: "management-url",
       kind: "string",
@@ -114,21 +105,45 @@ export function statsJson(stats: QueueStats): Record<string, unknown> {
     ready: stats.ready,
     unacked: stats.unacked,
     consumers: stats.consumers,
-    retrying: stats.retrying,
+    waiting: stats.waiting,
+    next_due: stats.nextDue && {
+      at: stats.nextDue.at.toISOString(),
+      exact: stats.nextDue.exact,
+    },
     dead: stats.dead,
-    retry_queues: stats.retryQueues.map(({ name, ready, unacked }) => ({ name, ready, unacked })),
+    delay_queues: stats.delayQueues.map(({ name, ready }) => ({ name, ready })),
     rates: stats.rates,
   };
 }
 
-/** The `stats` lines for people. */
-export function formatStats(stats: QueueStats): string {
+/** A wait as people say it: `45.2 s`, `12 min`, `3 h 20 min`, `29 d 23 h`. */
+export function formatWait(ms: number): string {
+  if (ms < 60_000) return formatSeconds(ms);
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+/** The `stats` lines for people; `now` for the time to the next task due. */
+export function formatStats(stats: QueueStats, now: number = Date.now()): string {
   const unacked = stats.unacked === null ? "unacked unknown" : `${stats.unacked} unacked`;
   const lines = [
     `Queue "${stats.name}": ${stats.ready} ready, ${unacked}, ${stats.consumers} consumer${
       stats.consumers === 1 ? "" : "s"
-    }; ${stats.retrying} waiting to be retried; ${stats.dead} parked`,
+    }; ${stats.waiting} waiting for their time; ${stats.dead} parked`,
   ];
+  if (stats.nextDue) {
+    const { at, exact } = stats.nextDue;
+    const wait = at.getTime() - now;
+    const when = wait <= 0 ? "now" : `in ${formatWait(wait)}`;
+    lines.push(
+      exact
+        ? `  next due ${at.toISOString()} (${when})`
+        : `  next due by ${at.toISOString()} at the latest (${when})`,
+    );
+  }
   if (stats.rates) {
     const { publish, deliver, ack } = stats.rates;
     lines.push(`  per second: ${publish} published, ${deliver} delivered, ${ack} acked`);

@@ -115,10 +115,26 @@ export function publishPersistent(
   properties: Options.Publish,
   done: (error: unknown) => void,
 ): boolean {
+  return publishPersistentTo(channel, "", queue, content, properties, done);
+}
+
+/**
+ * Publishes `content` to `exchange` with `routingKey`, as {@linkcode publishPersistent} does to a
+ * queue: persistent, mandatory, `done` called on the confirm.
+ */
+export function publishPersistentTo(
+  channel: ConfirmChannel,
+  exchange: string,
+  routingKey: string,
+  content: string | Uint8Array,
+  properties: Options.Publish,
+  done: (error: unknown) => void,
+): boolean {
   properties.persistent = true;
   properties.mandatory = true;
-  return channel.sendToQueue(
-    queue,
+  return channel.publish(
+    exchange,
+    routingKey,
     // One copy at most: a string is encoded once, bytes are wrapped, not copied.
     typeof content === "string"
       ? Buffer.from(content)

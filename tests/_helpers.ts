@@ -22,6 +22,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { RecoveringChannelModel } from "../lib/amqp.ts";
 import { connect } from "../lib/broker/connection.ts";
 import { ScriptProcess as LibScriptProcess } from "../lib/io/script_process.ts";
+import { delayLevelNames } from "../lib/topology/delays.ts";
 
 /** The broker the tests use. */
 export const BROKER_URL = Deno.env.get("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -271,8 +272,32 @@ export interface Broker extends AsyncDisposable {
   publish(queue: string, ...bodies: Array<string | Uint8Array>): Promise<void>;
   /** Ready messages in `queue` (a passive declare). */
   ready(queue: string): Promise<number>;
-  /** Deletes queues; part of every test's cleanup. */
+  /**
+   * Deletes queues; part of every test's cleanup. A task queue's delay levels (queues and
+   * exchanges, which a worker declares at its first retry and a producer at its first delayed
+   * task) go with it, so that no test leaves them behind. Deleting what does not exist is fine.
+   */
   deleteQueues(...queues: string[]): Promise<void>;
+  /** Deletes task queues with all they bring: `<queue>.dead` and the delay levels. */
+  deleteTaskQueues(...queues: string[]): Promise<void>;
+}
+
+/** Deletes `queues` on `channel`, and the delay levels of those that are task queues. */
+export async function deleteWithDelays(
+  channel: {
+    deleteQueue(name: string): Promise<unknown>;
+    deleteExchange(name: string): Promise<unknown>;
+  },
+  queues: readonly string[],
+): Promise<void> {
+  for (const queue of queues) {
+    await channel.deleteQueue(queue);
+    if (queue.endsWith(".dead") || /\.delay\.L\d\d$/.test(queue)) continue;
+    for (const level of delayLevelNames(queue)) {
+      await channel.deleteQueue(level);
+      await channel.deleteExchange(level);
+    }
+  }
 }
 
 /** Opens a broker connection for a test. */
@@ -303,7 +328,13 @@ export async function openBroker(): Promise<Broker> {
     async deleteQueues(...queues) {
       const cleaner = await connection.createChannel();
       cleaner.on("error", () => {});
-      for (const queue of queues) await cleaner.deleteQueue(queue);
+      await deleteWithDelays(cleaner, queues);
+      await cleaner.close();
+    },
+    async deleteTaskQueues(...queues) {
+      const cleaner = await connection.createChannel();
+      cleaner.on("error", () => {});
+      await deleteWithDelays(cleaner, queues.flatMap((queue) => [queue, `${queue}.dead`]));
       await cleaner.close();
     },
     async [Symbol.asyncDispose]() {

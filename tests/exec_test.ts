@@ -40,9 +40,10 @@ async function takeParked(queue: string): Promise<Parked[]> {
   return parked;
 }
 
-async function cleanup(queue: string, out: string, delays: number[] = []): Promise<void> {
+/** Deletes the task queue with its dead queue and delay levels, and the output directory. */
+async function cleanup(queue: string, out: string): Promise<void> {
   await using broker = await openBroker();
-  await broker.deleteQueues(queue, `${queue}.dead`, ...delays.map((d) => `${queue}.retry.${d}ms`));
+  await broker.deleteTaskQueues(queue);
   await Deno.remove(out, { recursive: true });
 }
 
@@ -126,7 +127,7 @@ Deno.test("a task that always fails is tried max-retries + 1 times with doubling
       /failed \(exit code 3\), attempt 1 of 3; retrying in 300 ms/,
     );
   } finally {
-    await cleanup(queue, out, [300, 600]);
+    await cleanup(queue, out);
   }
 });
 
@@ -167,7 +168,7 @@ Deno.test("a retried, then parked task keeps its properties, but not a per-messa
     assert.equal(properties.expiration, undefined, "a parked task does not expire");
     assert.equal(properties.headers?.[TASK_HEADERS.attempts], 2);
   } finally {
-    await cleanup(queue, out, [50]);
+    await cleanup(queue, out);
   }
 });
 
@@ -260,7 +261,7 @@ Deno.test("a mixed batch on two workers: every good task done exactly once, ever
     });
   } finally {
     for (const worker of workers) await worker[Symbol.asyncDispose]();
-    await cleanup(queue, out, [100]);
+    await cleanup(queue, out);
   }
 });
 
@@ -306,7 +307,7 @@ Deno.test("SIGKILL of workers while they retry and park tasks loses none: each e
     });
   } finally {
     for (const worker of everyWorker) await worker[Symbol.asyncDispose]();
-    await cleanup(queue, out, [50]);
+    await cleanup(queue, out);
   }
 });
 

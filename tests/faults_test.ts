@@ -28,6 +28,7 @@ import {
   waitUntil,
 } from "./_helpers.ts";
 import { finishedTasks, reconcile } from "./_ledger.ts";
+import type { QueueType } from "../mod.ts";
 
 async function disposeAll(workers: Iterable<ScriptProcess>): Promise<void> {
   for (const worker of workers) await worker[Symbol.asyncDispose]();
@@ -314,3 +315,55 @@ Deno.test("a bulk send waits out a blocked broker too, then every task is confir
     await deleteQueue(queue);
   }
 });
+
+for (const type of ["classic", "quorum"] as const satisfies readonly QueueType[]) {
+  Deno.test(`${type}: delayed tasks survive stop_app/start_app: one due while the broker is down and one due after both arrive, neither early`, async () => {
+    const queue = uniqueQueue(`delayrestart_${type}`);
+    const out = await Deno.makeTempDir();
+    const args = ["--queue", queue, "--queue-type", type];
+    try {
+      await using worker = startScript("worker.ts", [
+        ...args,
+        "--exec",
+        'echo "$(cat) $(date +%s%3N)" >> "$OUT/log"',
+      ], { env: { OUT: out } });
+      await worker.waitForLines(/Waiting for messages/);
+      const due: Record<string, number> = {};
+      for (const [body, delay] of [["during", "3s"], ["after", "12s"]]) {
+        const sent = await runScript("new_task.ts", [...args, "--delay", delay!, body!]);
+        assert.equal(sent.code, 0, sent.stderr);
+        due[body!] = Date.parse(/due at (\S+)$/.exec(sent.stdout)![1]!);
+      }
+      await stopBroker();
+      try {
+        // The broker stays down until the first task's time has come and gone.
+        await waitUntil("the first task's due time to pass", () => Date.now() > due.during! + 1000);
+      } finally {
+        await startBroker();
+      }
+      const arrivals = async () => {
+        const text = await Deno.readTextFile(`${out}/log`).catch(() => "");
+        return new Map(
+          text.trim().split("\n").filter(Boolean).map((line) => {
+            const [body, at] = line.split(" ");
+            return [body!, Number(at)] as const;
+          }),
+        );
+      };
+      await waitUntil("both delayed tasks done", async () => (await arrivals()).size === 2, 60_000);
+      const arrived = await arrivals();
+      for (const body of ["during", "after"]) {
+        assert.ok(arrived.get(body)! >= due[body]!, `${body} came early: ${worker.transcript()}`);
+      }
+      assert.ok(
+        arrived.get("after")! - due.after! < 5000,
+        `"after" came ${arrived.get("after")! - due.after!} ms late`,
+      );
+    } finally {
+      if (!(await brokerAnswers())) await startBroker();
+      await using broker = await openBroker();
+      await broker.deleteTaskQueues(queue);
+      await Deno.remove(out, { recursive: true });
+    }
+  });
+}

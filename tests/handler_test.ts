@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { TASK_HEADERS, TaskQueue } from "../mod.ts";
+import { checkQueue } from "../lib/amqp.ts";
 import {
   openBroker,
   queueCounts,
@@ -72,10 +73,10 @@ function policyFlags(queue: TaskQueue): string[] {
   ].flat();
 }
 
-/** Deletes the task queue, its dead queue and every retry queue its policy may have made. */
+/** Deletes the task queue, its dead queue and its delay levels. */
 async function deleteQueues(queue: TaskQueue): Promise<void> {
   await using broker = await openBroker();
-  await broker.deleteQueues(queue.name, queue.deadQueue, ...queue.retryQueues);
+  await broker.deleteTaskQueues(queue.name);
 }
 Deno.test("worker --handler FILE runs the module's default export for each task and acks it", async () => {
   const queue = new TaskQueue(uniqueQueue("handler_ok"));
@@ -154,9 +155,11 @@ Deno.test("worker --handler: a PermanentError parks the task after one try, what
     assert.equal(message.properties.headers?.[TASK_HEADERS.attempts], 1);
     assert.deepEqual(worker.matching(/^tried /), ["tried 1"]);
     assert.deepEqual(events(worker, "retried"), []);
-    for (const retryQueue of queue.retryQueues) {
-      assert.equal(await queueCounts(retryQueue), undefined, `${retryQueue} was never used`);
-    }
+    // No retry, so the delay levels were never even declared.
+    const levels = await Promise.all(
+      queue.delayQueues.map((name) => checkQueue(broker.connection, name)),
+    );
+    assert.deepEqual(levels.filter((level) => level !== null), [], "no delay level was used");
   } finally {
     await deleteQueues(queue);
   }

@@ -5,7 +5,8 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
+import { delayLevelNames } from "../lib/topology/delays.ts";
+import { deleteWithDelays, openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
 
 /** Declares `queue` as another program would, with `options`. */
 async function predeclare(queue: string, options: Record<string, unknown>): Promise<void> {
@@ -19,7 +20,7 @@ async function predeclare(queue: string, options: Record<string, unknown>): Prom
 async function remove(...queues: string[]): Promise<void> {
   await using broker = await openBroker();
   const channel = await broker.connection.createChannel();
-  for (const queue of queues) await channel.deleteQueue(queue);
+  await deleteWithDelays(channel, queues);
   await channel.close();
 }
 
@@ -153,15 +154,17 @@ Deno.test("a task that can be moved nowhere is held unacked out of the way: the 
     assert.equal((await worker.status()).code, 0, worker.stderr.join("\n"));
     assert.equal(await broker.ready(queue), 1, "the held task went back to the queue");
   } finally {
-    await remove(queue, `${queue}.dead`, `${queue}.retry.200ms`);
+    await remove(queue, `${queue}.dead`);
   }
 });
 
-Deno.test("a retry queue another program declared without dead-lettering: the try counts and the task is parked", async () => {
+Deno.test("a delay level another program declared without TTL or dead-lettering: the retry is refused there, the try counts and the task is parked", async () => {
   const queue = uniqueQueue("badretry");
+  // 100 ms is 1100100 in binary: a retry starts in level 6.
+  const level = `${queue}.delay.L06`;
   try {
     await predeclare(queue, { durable: true });
-    await predeclare(`${queue}.retry.100ms`, { durable: true });
+    await predeclare(level, { durable: true });
     await using broker = await openBroker();
     await broker.publish(queue, "fails");
     await using worker = startScript("worker.ts", [
@@ -176,16 +179,20 @@ Deno.test("a retry queue another program declared without dead-lettering: the tr
     ]);
     assert.equal((await worker.status()).code, 0, worker.stderr.join("\n"));
     const log = worker.stderr.join("\n");
-    assert.match(log, /could not be moved to .*\.retry\.100ms.* after 1 attempts; parked in/);
+    assert.match(
+      log,
+      /could not be moved to .*\.delay\.L06 \(Refusing queue ".*\.delay\.L06": its tasks wait forever .* after 1 attempts; parked in/,
+    );
     assert.equal(await broker.ready(`${queue}.dead`), 1);
     assert.equal(await broker.ready(queue), 0, "not run again");
+    assert.equal(await broker.ready(level), 0, "nothing left in the bad level");
   } finally {
-    await remove(queue, `${queue}.dead`, `${queue}.retry.100ms`);
+    await remove(queue, `${queue}.dead`);
   }
 });
 
 Deno.test("a queue name whose dead or retry queue would pass 255 bytes is refused at start with exit 2 and the longest that works", async () => {
-  const queue = `q${"x".repeat(245)}`; // fits alone; "<q>.retry.1000ms" does not
+  const queue = `q${"x".repeat(245)}`; // fits alone; "<q>.delay.L31" does not
   for (const script of ["worker.ts", "new_task.ts"]) {
     const result = await runScript(script, [
       "--queue",
@@ -236,11 +243,13 @@ Deno.test("moves of tasks without a message id are told apart: one returned move
       assert.ok(Date.now() < deadline, log());
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    assert.equal(await broker.ready(`${queue}.retry.60000ms`), 1, "the first task was retried");
+    let waiting = 0;
+    for (const level of delayLevelNames(queue)) waiting += await broker.ready(level).catch(() => 0);
+    assert.equal(waiting, 1, "the first task waits for its retry");
     worker.kill("SIGTERM");
     assert.equal((await worker.status()).code, 0, log());
     assert.equal(await broker.ready(queue), 1, "the held one went back to the queue");
   } finally {
-    await remove(queue, `${queue}.dead`, `${queue}.retry.60000ms`);
+    await remove(queue, `${queue}.dead`);
   }
 });

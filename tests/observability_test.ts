@@ -73,7 +73,7 @@ Deno.test("queue.ts stats agrees with rabbitmqctl on ready and consumers, and co
     assert.match(
       human.stdout,
       new RegExp(
-        `^Queue "${queue}": 3 ready, unacked unknown, 0 consumers; 0 waiting to be retried; 1 parked`,
+        `^Queue "${queue}": 3 ready, unacked unknown, 0 consumers; 0 waiting for their time; 1 parked`,
       ),
     );
     const missing = await runScript("queue.ts", ["stats", "--queue", `${queue}_none`]);
@@ -176,7 +176,7 @@ Deno.test("worker --json prints one JSON object per line, each with its event", 
     assert.equal(done.attempt, 1);
     assert.equal(typeof done.duration_ms, "number");
   } finally {
-    await broker.deleteQueues(queue, `${queue}.dead`, `${queue}.retry.50ms`);
+    await broker.deleteTaskQueues(queue);
   }
 });
 
@@ -211,7 +211,7 @@ Deno.test("worker --metrics-port counts tasks by outcome, as they happened", asy
     assert.equal(samples.get(`workqueue_task_duration_seconds_count{queue="${queue}"}`), 9);
     assert.equal(samples.get(`workqueue_connected{queue="${queue}"}`), 1);
   } finally {
-    await broker.deleteQueues(queue, `${queue}.dead`, `${queue}.retry.50ms`);
+    await broker.deleteTaskQueues(queue);
   }
 });
 

@@ -15,7 +15,7 @@ function readmePermissions(): Map<string, [string, string, string]> {
   return found;
 }
 
-Deno.test("the README's least-privilege users can send and work tasks, and nothing more", async () => {
+Deno.test("the README's least-privilege users can send, delay, work and retry tasks, and nothing more", async () => {
   const permissions = readmePermissions();
   assert.deepEqual([...permissions.keys()], ["producer", "worker"]);
   const queue = uniqueQueue("perm");
@@ -36,10 +36,25 @@ Deno.test("the README's least-privilege users can send and work tasks, and nothi
       env: as(users.producer),
     });
     assert.equal(sent.code, 0, sent.stderr);
-    await using worker = startScript("worker.ts", ["--queue", queue, "--dot-ms", "1"], {
-      env: as(users.worker),
-    });
-    await worker.waitForLines(/^ \[x\] Done$/);
+    const delayed = await runScript(
+      "new_task.ts",
+      ["--queue", queue, "--delay", "200ms", "Later."],
+      {
+        env: as(users.producer),
+      },
+    );
+    assert.equal(delayed.code, 0, delayed.stderr);
+    // Every first try fails: each task is retried through the delay levels, as the worker.
+    await using worker = startScript("worker.ts", [
+      "--queue",
+      queue,
+      "--retry-delay",
+      "50",
+      "--exec",
+      '[ "$TASK_ATTEMPT" -gt 1 ]',
+    ], { env: as(users.worker) });
+    await worker.waitForLines(/^ \[x\] Done$/, 2);
+    assert.equal(worker.stderr.filter((line) => /attempt 1 of 4; retrying/.test(line)).length, 2);
     worker.kill("SIGINT");
     assert.equal((await worker.status()).code, 0);
     const elsewhere = await runScript("new_task.ts", ["--queue", `${queue}_other`, "x"], {

@@ -46,50 +46,28 @@ Deno.test("TaskQueue.retryDelayAfter() gives the wait after a failed try and rej
   }
 });
 
-Deno.test("TaskQueue.retryQueues names one queue per distinct delay, shortest first", () => {
-  assert.deepEqual(new TaskQueue("jobs").retryQueues, [
-    "jobs.retry.1000ms",
-    "jobs.retry.2000ms",
-    "jobs.retry.4000ms",
-  ]);
+Deno.test("TaskQueue.delayQueues are 32 levels whatever the policy, and a retry goes to the level of its delay's highest bit", () => {
+  for (const options of [{}, { maxRetries: 0 }, { maxRetries: 40, retryDelay: 1 }]) {
+    const queue = new TaskQueue("jobs", options);
+    assert.equal(queue.delayQueues.length, 32);
+    assert.equal(queue.delayQueues[0], "jobs.delay.L00");
+    assert.equal(queue.delayQueues[31], "jobs.delay.L31");
+  }
+  const queue = new TaskQueue("jobs");
+  // 1000, 2000 and 4000 ms: 10 bits, 11 bits, 12 bits.
   assert.deepEqual(
-    new TaskQueue("jobs", { maxRetries: 6, retryDelay: 1000, maxRetryDelay: 4000 }).retryQueues,
-    ["jobs.retry.1000ms", "jobs.retry.2000ms", "jobs.retry.4000ms"],
+    queue.retrySchedule.map((delay) => queue.delayRoute(delay).exchange),
+    ["jobs.delay.L09", "jobs.delay.L10", "jobs.delay.L11"],
   );
-  assert.deepEqual(new TaskQueue("jobs", { maxRetries: 0 }).retryQueues, []);
-  assert.equal(new TaskQueue("jobs").retryQueue(250), "jobs.retry.250ms");
+  assert.deepEqual(queue.delayRoute(250), {
+    exchange: "jobs.delay.L07",
+    routingKey: "1.1.1.1.1.0.1.0",
+  });
 });
 
 Deno.test("TaskQueue.deadQueue is <name>.dead", () => {
   assert.equal(new TaskQueue().deadQueue, "task_queue.dead");
   assert.equal(new TaskQueue("images", { type: "quorum" }).deadQueue, "images.dead");
-});
-
-Deno.test("TaskQueue.retryDelayOf() reads the delay of the queue's own retry queues only", () => {
-  const queue = new TaskQueue("jobs");
-  for (const name of queue.retryQueues) {
-    assert.equal(queue.retryQueue(queue.retryDelayOf(name)!), name);
-  }
-  assert.equal(queue.retryDelayOf("jobs.retry.4000ms"), 4000);
-  // A retry queue of another policy on the same queue (a worker run with other --retry-delay).
-  assert.equal(queue.retryDelayOf("jobs.retry.750ms"), 750);
-  for (
-    const other of [
-      "jobs",
-      "jobs.dead",
-      "jobs.retry.",
-      "jobs.retry.ms",
-      "jobs.retry.10s",
-      "jobs.retry.-5ms",
-      "jobs.retry.5ms.dead",
-      "jobs.retry.5ms.retry.10ms",
-      "jobs2.retry.1000ms",
-      "other.retry.1000ms",
-      "x.jobs.retry.1000ms",
-    ]
-  ) {
-    assert.equal(queue.retryDelayOf(other), undefined, other);
-  }
 });
 
 Deno.test("TaskQueue rejects an empty name and one over 255 bytes", () => {
@@ -118,33 +96,25 @@ Deno.test('TaskQueue rejects names starting with "amq."', () => {
   assert.equal(new TaskQueue("tasks.amq.").name, "tasks.amq.");
 });
 
-Deno.test("TaskQueue rejects a name whose retry or dead queue would not fit 255 bytes, naming the longest that works", () => {
-  // Default policy: the longest derived names are "<q>.retry.1000ms" to 4000ms, 13 bytes more.
-  assert.equal(new TaskQueue("q".repeat(242)).name.length, 242);
-  const tooLong = "q".repeat(243);
+Deno.test("TaskQueue rejects a name whose delay queues would not fit 255 bytes, naming the longest that works", () => {
+  // The longest derived name, whatever the policy, is "<q>.delay.L31": 10 bytes more.
+  assert.equal(new TaskQueue("q".repeat(245)).name.length, 245);
+  assert.equal(new TaskQueue("q".repeat(245), { maxRetries: 0 }).name.length, 245);
+  const tooLong = "q".repeat(246);
   assert.throws(() => new TaskQueue(tooLong), {
     name: "RangeError",
     message:
-      `Invalid queue name "${tooLong}": its queue "${tooLong}.retry.1000ms" would be longer than 255 bytes; with this retry policy a name may have at most 242 bytes`,
+      `Invalid queue name "${tooLong}": its queue "${tooLong}.delay.L31" would be longer than 255 bytes; a name may have at most 245 bytes`,
   });
-  // No retries: only "<q>.dead", 5 bytes more.
-  assert.equal(new TaskQueue("q".repeat(250), { maxRetries: 0 }).name.length, 250);
-  assert.throws(() => new TaskQueue("q".repeat(251), { maxRetries: 0 }), {
+  assert.throws(() => new TaskQueue("q".repeat(246), { maxRetries: 0 }), {
     name: "RangeError",
-    message: /its queue "q{251}\.dead" would be longer than 255 bytes; .* at most 250 bytes$/,
+    message: /at most 245 bytes$/,
   });
-  // A name that fits 255 bytes itself, with the longest possible delay (19 bytes more).
-  const policy = { maxRetries: 40, retryDelay: 1, maxRetryDelay: 2_147_483_647 };
-  assert.equal(new TaskQueue("q".repeat(236), policy).name.length, 236);
-  assert.throws(() => new TaskQueue("q".repeat(255), policy), {
+  // Counted in bytes: 122 two-byte characters are 244 bytes, 123 are 246.
+  assert.equal(new TaskQueue("é".repeat(122)).name, "é".repeat(122));
+  assert.throws(() => new TaskQueue("é".repeat(123)), {
     name: "RangeError",
-    message: /"q{255}\.retry\.\d{10}ms" would be longer .* at most 236 bytes$/,
-  });
-  // Counted in bytes: 121 two-byte characters are 242 bytes, 122 are 244.
-  assert.equal(new TaskQueue("é".repeat(121)).name, "é".repeat(121));
-  assert.throws(() => new TaskQueue("é".repeat(122)), {
-    name: "RangeError",
-    message: /at most 242 bytes$/,
+    message: /at most 245 bytes$/,
   });
 });
 

@@ -5,12 +5,12 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
+import { deleteWithDelays, openBroker, runScript, startScript, uniqueQueue } from "./_helpers.ts";
 
 async function cleanup(queue: string, ...extra: string[]): Promise<void> {
   await using broker = await openBroker();
   const channel = await broker.connection.createChannel();
-  for (const name of [queue, `${queue}.dead`, ...extra]) await channel.deleteQueue(name);
+  await deleteWithDelays(channel, [queue, `${queue}.dead`, ...extra]);
   await channel.close();
 }
 
@@ -52,7 +52,6 @@ Deno.test("headers another program set are not tries: a task with task-attempts 
 Deno.test("quorum: after a worker crash a task's tries go 2, 3, 4, and requeue starts it afresh", async () => {
   const queue = uniqueQueue("qcount");
   const out = await Deno.makeTempDir();
-  const retries = [100, 200, 400].map((d) => `${queue}.retry.${d}ms`);
   try {
     const args = [
       "--queue",
@@ -102,7 +101,7 @@ Deno.test("quorum: after a worker crash a task's tries go 2, 3, 4, and requeue s
     assert.equal(message.properties.headers?.["task-attempts"], 0);
     await channel.close();
   } finally {
-    await cleanup(queue, ...retries);
+    await cleanup(queue);
     await Deno.remove(out, { recursive: true });
   }
 });

@@ -316,7 +316,7 @@ export const ALLOW_LOSSY_FLAG: FlagSpec = {
   name: "allow-lossy-queue",
   kind: "boolean",
   description:
-    "Use a task queue or dead queue that another program declared so that it can drop tasks (a TTL, a length limit that drops, auto-delete, not durable) instead of refusing it with exit 1. Tasks can then be lost.",
+    "Use a task queue, dead queue or delay level that another program declared so that it can drop tasks (a TTL, a length limit that drops, auto-delete, not durable) instead of refusing it with exit 1. Tasks can then be lost.",
 };
 
 /** The flags that describe the task queue and its policy, in the order help shows them. */

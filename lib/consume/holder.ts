@@ -1,5 +1,5 @@
 /**
- * Tasks that could be moved nowhere (not to a retry queue, not to the dead queue: too large for
+ * Tasks that could be moved nowhere (not to the delay levels, not to the dead queue: too large for
  * the broker's current limit, say). Each is held unacked, so it is never lost, out of the way of
  * the others: it frees its concurrency slot and widens the channel's prefetch by one, so that other
  * tasks keep flowing. Parking is tried again with a growing delay; on a graceful stop the held

@@ -1,10 +1,12 @@
 /**
- * The confirm channel failed tasks are moved on, beside the consuming channel.
+ * The confirm channel failed tasks are moved on, beside the consuming channel, and the delay
+ * levels retries wait in.
  *
  * @module
  */
 
 import type { ChannelModel, ConfirmChannel } from "../amqp.ts";
+import type { TaskQueue } from "../topology/task_queue.ts";
 
 /**
  * The confirm channel failed tasks are moved on. A failed move (the broker refusing a retry
@@ -13,6 +15,7 @@ import type { ChannelModel, ConfirmChannel } from "../amqp.ts";
 export class Mover {
   #model: ChannelModel;
   #open: Promise<ConfirmChannel> | undefined;
+  #delays: Promise<void> | undefined;
 
   /** Moves go over channels of `model`. */
   constructor(model: ChannelModel) {
@@ -34,6 +37,25 @@ export class Mover {
     });
     this.#open = opening;
     return opening;
+  }
+
+  /**
+   * Makes sure `queue`'s delay levels exist, once: before the first retry and, after
+   * {@linkcode Mover.forgetDelays}, before the next.
+   */
+  delays(queue: TaskQueue, onWarning: (message: string) => void = () => {}): Promise<void> {
+    if (this.#delays) return this.#delays;
+    const declaring = queue.openDelays(this.#model, { onWarning });
+    declaring.catch(() => {
+      if (this.#delays === declaring) this.#delays = undefined;
+    });
+    this.#delays = declaring;
+    return declaring;
+  }
+
+  /** A retry could not be moved into the delay levels: declare them again before the next. */
+  forgetDelays(): void {
+    this.#delays = undefined;
   }
 
   /** Closes the channel, if one is open. */

@@ -1,12 +1,13 @@
 /**
  * One delivered task, start to finish: run the handler under a time limit, then ack it, or move it
- * to a retry queue or the dead queue and ack it only once the broker confirmed the move. The acks
- * themselves go through `ack_batch.ts`.
+ * into the queue's delay levels (to be retried when its retry delay is over) or to the dead queue,
+ * and ack it only once the broker confirmed the move. The acks themselves go through
+ * `ack_batch.ts`.
  *
  * @module
  */
 
-import type { ConfirmChannel, ConsumeMessage } from "../amqp.ts";
+import type { ConsumeMessage } from "../amqp.ts";
 import { describeError } from "../broker/errors.ts";
 import { republish } from "../produce/republish.ts";
 import { attemptsSoFar, TASK_HEADERS } from "../topology/task_headers.ts";
@@ -15,6 +16,7 @@ import type { AckBatch } from "./ack_batch.ts";
 import type { Deadlines } from "./deadlines.ts";
 import type { Holder } from "./holder.ts";
 import { sendOutcome } from "./outcome.ts";
+import type { Mover } from "./mover.ts";
 import { isPermanent, type Task, type TaskHandler, taskOf } from "./task.ts";
 
 /**
@@ -78,8 +80,11 @@ export interface Delivery {
   acks: AckBatch;
   /** Holds the tasks that can be moved nowhere, out of the way of the others. */
   holder: Pick<Holder, "hold">;
-  /** Gives a confirm channel on the same connection for moving failed tasks. */
-  mover: { channel(): Promise<ConfirmChannel> };
+  /**
+   * Gives a confirm channel on the same connection for moving failed tasks, and makes sure the
+   * delay levels that retries wait in exist.
+   */
+  mover: Pick<Mover, "channel" | "delays" | "forgetDelays">;
   /** The delivery. */
   message: ConsumeMessage;
 }
@@ -177,12 +182,17 @@ async function moveFailed(
   };
   if (task.attempt <= queue.maxRetries && !permanent) {
     const delayMs = queue.retryDelayAfter(task.attempt);
+    const route = queue.delayRoute(delayMs);
     try {
-      // Declared before every use: cheap next to a failed task, and it keeps an idle retry
-      // queue from expiring.
+      // The copy waits in the delay levels, as a delayed task does, and is back in the queue
+      // when its retry delay is over. They are declared once, before the first retry: workers
+      // whose tasks never fail need none of them.
+      await delivery.mover.delays(queue, (message) => onEvent({ type: "warning", message }));
       const mover = await delivery.mover.channel();
-      const target = await queue.declareRetry(mover, delayMs);
-      await republish(mover, target, delivery.message, headers);
+      await republish(mover, route, delivery.message, {
+        ...headers,
+        [TASK_HEADERS.dueAt]: new Date(Date.now() + delayMs).toISOString(),
+      });
       if (settle(delivery, "ack", task, onEvent)) {
         onEvent({
           type: "retried",
@@ -195,10 +205,9 @@ async function moveFailed(
       }
       return;
     } catch (error) {
-      // The try still counts: a task the retry queue will not take is parked, not run again.
-      const why = `${reason}; it could not be moved to ${queue.retryQueue(delayMs)} (${
-        describeError(error)
-      })`;
+      // The try still counts: a task the delay levels will not take is parked, not run again.
+      delivery.mover.forgetDelays();
+      const why = `${reason}; it could not be moved to ${route.exchange} (${describeError(error)})`;
       headers[TASK_HEADERS.reason] = why;
       return await park(delivery, task, why, headers, durationMs, policy, onEvent);
     }

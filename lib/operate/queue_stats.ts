@@ -1,7 +1,8 @@
 /**
- * How a task queue is doing: ready, unacked and consumers for the queue, its retry queues and its
- * dead queue. AMQP alone gives ready and consumers (a passive declare); RabbitMQ's management API,
- * when it answers, adds unacked counts, the retry queues there are, and rates.
+ * How a task queue is doing: ready, unacked and consumers for the queue, the tasks waiting in its
+ * delay levels for their time (delayed tasks and retries) and the next one due, and its dead
+ * queue. AMQP alone gives ready and consumers (a passive declare); RabbitMQ's management API, when
+ * it answers, adds unacked counts and rates.
  *
  * @module
  */
@@ -10,6 +11,9 @@ import { type ChannelOpener, checkQueue } from "../amqp.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import { AmqpError } from "../broker/errors.ts";
 import { maskUrl, redactSecrets } from "../broker/url.ts";
+import { findNextDue, type NextDue } from "./next_due.ts";
+
+export type { NextDue } from "./next_due.ts";
 
 /** Counts for one queue. */
 export interface QueueCounts {
@@ -32,12 +36,14 @@ export interface QueueRates {
 
 /** The state of a task queue and the queues around it. */
 export interface QueueStats extends QueueCounts {
-  /** Tasks waiting in retry queues to go back to the queue. */
-  retrying: number;
+  /** Tasks waiting in the delay levels for their time: delayed tasks and retries. */
+  waiting: number;
+  /** When the next of them is due (exactly, or at the latest); null when none waits. */
+  nextDue: NextDue | null;
   /** Tasks parked in `<queue>.dead` (0 when there is no dead queue). */
   dead: number;
-  /** The retry queues found, with their counts. */
-  retryQueues: QueueCounts[];
+  /** The delay level queues that hold tasks, level 0 first, with their counts. */
+  delayQueues: QueueCounts[];
   /** The dead queue's counts, if it exists. */
   deadQueue: QueueCounts | null;
   /** Rates, when the management API answered. */
@@ -108,24 +114,24 @@ export async function queueStats(
   const main = withUnacked(await passiveCounts(connection, queue.name));
   if (!main) throw new AmqpError(`No queue "${queue}" on the broker`, { code: 404 });
   const deadQueue = withUnacked(await passiveCounts(connection, queue.deadQueue));
-  // The policy's own retry queues, and any others the management API lists (workers run with
-  // another --retry-delay or --max-retries).
-  const retryNames = new Set(queue.retryQueues);
-  for (const item of management ?? []) {
-    if (queue.retryDelayOf(item.name) !== undefined) retryNames.add(item.name);
-  }
-  const retryQueues: QueueCounts[] = [];
-  const delayOf = (name: string) => queue.retryDelayOf(name) ?? 0;
-  for (const name of [...retryNames].toSorted((a, b) => delayOf(a) - delayOf(b))) {
-    const counts = withUnacked(await passiveCounts(connection, name));
-    if (counts) retryQueues.push(counts);
-  }
+  // Side by side: 32 passive declares, each on a channel of its own.
+  const levels = await Promise.all(
+    queue.delayQueues.map((name) => passiveCounts(connection, name)),
+  );
+  const waitingLevels = levels.flatMap((counts, level) =>
+    counts !== null && counts.ready > 0 ? [level] : []
+  );
+  const delayQueues = waitingLevels.map((level) => withUnacked(levels[level]!)!);
+  const nextDue = waitingLevels.length === 0
+    ? null
+    : await findNextDue(connection, queue.name, waitingLevels);
   const stats = management?.find((item) => item.name === queue.name)?.message_stats;
   return {
     ...main,
-    retrying: retryQueues.reduce((sum, q) => sum + q.ready, 0),
+    waiting: delayQueues.reduce((sum, q) => sum + q.ready, 0),
+    nextDue,
     dead: deadQueue?.ready ?? 0,
-    retryQueues,
+    delayQueues,
     deadQueue,
     rates: management === undefined ? null : {
       publish: stats?.publish_details?.rate ?? 0,
@@ -200,7 +206,7 @@ async function fetchQueues(
   queue: string,
   signal: AbortSignal | undefined,
 ): Promise<ManagementQueue[]> {
-  const pattern = `^${queue.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\.dead|\\.retry\\..+)?$`;
+  const pattern = `^${queue.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\.dead|\\.delay\\.L\\d\\d)?$`;
   const url = new URL(
     `api/queues/${encodeURIComponent(auth.vhost)}`,
     base.pathname.endsWith("/") ? base : `${base.href}/`,

@@ -8,10 +8,13 @@
 import { AmqpError } from "../broker/errors.ts";
 import { type Clock, SYSTEM_CLOCK } from "../consume/deadlines.ts";
 import { splitLines, type SplitLinesOptions } from "../io/read_lines.ts";
+import { checkSchedule } from "../topology/delays.ts";
 import type { TaskProperties, TaskPublisher } from "./publisher.ts";
 
-/** What {@linkcode sendAll} uses of a publisher. */
-export type BulkPublisher = Pick<TaskPublisher, "send" | "full" | "writable" | "blocked">;
+/** What {@linkcode sendAll} uses of a publisher (`prepareDelays` only for delayed tasks). */
+export type BulkPublisher =
+  & Pick<TaskPublisher, "send" | "full" | "writable" | "blocked">
+  & Partial<Pick<TaskPublisher, "prepareDelays">>;
 
 /** Options for {@linkcode sendAll}. */
 export interface SendAllOptions {
@@ -57,6 +60,17 @@ export interface SendAllOptions {
    * @default {undefined}
    */
   onPublished?: (id: string, index: number) => void;
+  /**
+   * Milliseconds each task waits, from its own publish, before a worker may get it (see
+   * `PublishOptions.delay`).
+   * @default {0}
+   */
+  delay?: number;
+  /**
+   * The time before which no worker gets any of the tasks, instead of `delay`.
+   * @default {undefined}
+   */
+  at?: Date;
 }
 
 /** What {@linkcode sendAll} did. */
@@ -92,17 +106,31 @@ export async function sendAll(
     clock = SYSTEM_CLOCK,
     properties,
     onPublished,
+    delay,
+    at,
   } = options;
   if (!Number.isSafeInteger(windowBytes) || windowBytes < 1) {
     throw new RangeError(
       `Invalid windowBytes "${windowBytes}": expected a whole number of at least 1`,
     );
   }
+  const schedule = checkSchedule({
+    ...(delay === undefined ? {} : { delay }),
+    ...(at === undefined ? {} : { at }),
+  });
   if (!Number.isInteger(window) || window < 1) {
     throw new RangeError(`Invalid window "${window}": expected a whole number of at least 1`);
   }
   if (!(confirmTimeout > 0)) {
     throw new RangeError(`Invalid confirm timeout "${confirmTimeout}": expected milliseconds > 0`);
+  }
+  if (schedule) {
+    if (!publisher.prepareDelays) throw new TypeError("Cannot send delayed tasks: no delay levels");
+    try {
+      await publisher.prepareDelays();
+    } catch (error) {
+      return { published: 0, confirmed: 0, confirmedPrefix: 0, error };
+    }
   }
   let published = 0;
   let confirmed = 0;
@@ -178,25 +206,31 @@ export async function sendAll(
       bytesInFlight += size;
       const id = crypto.randomUUID();
       onPublished?.(id, index);
-      publisher.send(body, id, (failure) => {
-        inFlight--;
-        bytesInFlight -= size;
-        lastProgress = clock.now();
-        if (index !== settledPrefix) settledAhead.add(index);
-        else {
-          settledPrefix++;
-          while (settledAhead.size > 0 && settledAhead.delete(settledPrefix)) settledPrefix++;
-        }
-        if (failure === undefined) {
-          confirmed++;
-          onConfirmed(confirmed, published);
-        } else {
-          error ??= failure;
-          firstFailed = Math.min(firstFailed, index);
-          interrupt?.();
-        }
-        wakeUp();
-      }, properties);
+      publisher.send(
+        body,
+        id,
+        (failure) => {
+          inFlight--;
+          bytesInFlight -= size;
+          lastProgress = clock.now();
+          if (index !== settledPrefix) settledAhead.add(index);
+          else {
+            settledPrefix++;
+            while (settledAhead.size > 0 && settledAhead.delete(settledPrefix)) settledPrefix++;
+          }
+          if (failure === undefined) {
+            confirmed++;
+            onConfirmed(confirmed, published);
+          } else {
+            error ??= failure;
+            firstFailed = Math.min(firstFailed, index);
+            interrupt?.();
+          }
+          wakeUp();
+        },
+        properties,
+        schedule,
+      );
     }
   } catch (failure) {
     readError = failure;

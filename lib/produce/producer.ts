@@ -15,7 +15,8 @@ import { type OpenPublisherOptions, type PublishOptions, TaskPublisher } from ".
 /**
  * Options for {@linkcode Producer.send}: the task id (`id`, a random UUID by default), how long to
  * wait for the broker's confirm (`confirmTimeout`, 30000 ms), a `signal` to stop waiting, the
- * body's `contentType` and AMQP `headers`.
+ * body's `contentType` and AMQP `headers`, and when a worker may have it: `delay` milliseconds
+ * from now or `at` a time (at once by default).
  *
  * @example Send a task with an id of its own (needs a broker: type-checked, not run)
  * ```ts
@@ -32,8 +33,9 @@ export type SendOptions = PublishOptions;
 
 /**
  * Options for {@linkcode Producer.sendMany}: how many tasks may wait for their confirm at once
- * (`window`, 1000), how long one may wait (`confirmTimeout`, 30000 ms), `onConfirmed` for progress
- * and a `signal` to stop taking new tasks.
+ * (`window`, 1000), how long one may wait (`confirmTimeout`, 30000 ms), `onConfirmed` for progress,
+ * a `signal` to stop taking new tasks, and one `delay` (each task's, from its own publish) or `at`
+ * (one time) for all the tasks.
  *
  * @example Progress while sending many (needs a broker: type-checked, not run)
  * ```ts
@@ -135,7 +137,20 @@ export class Producer {
 
   /**
    * Sends one task and resolves with its id once the broker has confirmed it: it is then on disk
-   * in the queue (or its replicas).
+   * in the queue (or its replicas). With `delay` or `at` it is on disk in the queue's delay levels,
+   * and goes to the queue, for a worker, no earlier than its time (usually within a second or two
+   * after it).
+   *
+   * @example A task for tomorrow, and one in 90 s (needs a broker: type-checked, not run)
+   * ```ts
+   * import { connect } from "@workqueue/rabbitmq";
+   *
+   * const connection = await connect("amqp://localhost");
+   * const producer = await connection.createProducer("reminders");
+   * await producer.send("call Ada", { at: new Date(Date.now() + 86_400_000) });
+   * await producer.send("check the oven", { delay: 90_000 });
+   * await connection.close();
+   * ```
    *
    * @throws {AmqpError} when the broker refuses the task, cannot route it, or no confirm comes in
    * time; the task must then be treated as not sent (it may still have arrived: send it again

@@ -1,6 +1,7 @@
 /**
- * The publish path: a task is persistent, routed to the queue by the default exchange, and
- * reported sent only once the broker has confirmed it.
+ * The publish path: a task is persistent, routed to the queue by the default exchange (a delayed
+ * one to the queue's delay levels, see `topology/delays.ts`), and reported sent only once the
+ * broker has confirmed it.
  *
  * @module
  */
@@ -12,8 +13,11 @@ import {
   type ConsumeMessage,
   DIRECT_REPLY_TO,
   publishPersistent,
+  publishPersistentTo,
 } from "../amqp.ts";
 import { AmqpError, brokerReason } from "../broker/errors.ts";
+import { checkSchedule, delayOf, type Schedule } from "../topology/delays.ts";
+import { TASK_HEADERS } from "../topology/task_headers.ts";
 import type { OpenOptions, TaskQueue } from "../topology/task_queue.ts";
 
 /** Options for {@linkcode TaskPublisher.publish}. */
@@ -48,6 +52,18 @@ export interface PublishOptions {
    * @default {undefined}
    */
   replyTo?: string;
+  /**
+   * Milliseconds before a worker may get the task (0 to 2^32 - 1, about 49.7 days): it is stored
+   * in the queue's delay levels now and handed to a worker no earlier than that.
+   * @default {0}
+   */
+  delay?: number;
+  /**
+   * The time before which no worker gets the task, instead of `delay`; a time already past means
+   * at once.
+   * @default {undefined}
+   */
+  at?: Date;
 }
 
 /** The AMQP properties a task may be given besides its id. */
@@ -86,11 +102,17 @@ export class TaskPublisher {
   #unlisten: () => void = () => {};
   #drained: PromiseWithResolvers<void> | undefined;
   #replies: Promise<void> | undefined;
+  #delays: (() => Promise<void>) | undefined;
+  #delaysReady: Promise<void> | undefined;
 
-  /** Wraps a confirm channel on which `queue` has been declared. */
-  constructor(channel: ConfirmChannel, queue: TaskQueue) {
+  /**
+   * Wraps a confirm channel on which `queue` has been declared. `declareDelays` makes sure the
+   * queue's delay levels exist before the first delayed task; without it delayed tasks fail.
+   */
+  constructor(channel: ConfirmChannel, queue: TaskQueue, declareDelays?: () => Promise<void>) {
     this.queue = queue;
     this.#channel = channel;
+    this.#delays = declareDelays;
     // The broker sends basic.return before the confirm of the same message, so the confirm
     // callback can tell a routed task from an unroutable one.
     channel.on("return", (message) => {
@@ -124,7 +146,12 @@ export class TaskPublisher {
   ): Promise<TaskPublisher> {
     const { onBlocked = () => {}, ...channelOptions } = options;
     const { channel } = await queue.open(connection, { ...channelOptions, confirm: true });
-    const publisher = new TaskPublisher(channel, queue);
+    // Declared when the first delayed task is sent: tasks due at once need none of it.
+    const publisher = new TaskPublisher(
+      channel,
+      queue,
+      () => queue.openDelays(connection, channelOptions),
+    );
     const blocked = (reason: string) => {
       publisher.#setBlocked(true);
       onBlocked(reason);
@@ -139,6 +166,23 @@ export class TaskPublisher {
     return publisher;
   }
 
+  /**
+   * Makes sure the queue's delay levels exist, once per publisher (again after a failure). Call
+   * it before {@linkcode TaskPublisher.send} with a schedule; `publish` does it itself.
+   */
+  prepareDelays(): Promise<void> {
+    if (this.#delaysReady) return this.#delaysReady;
+    if (!this.#delays) {
+      return Promise.reject(new AmqpError("Cannot send delayed tasks: no delay levels declared"));
+    }
+    const ready = this.#delays();
+    ready.catch(() => {
+      if (this.#delaysReady === ready) this.#delaysReady = undefined;
+    });
+    this.#delaysReady = ready;
+    return ready;
+  }
+
   #setBlocked(blocked: boolean): void {
     this.#blocked = blocked;
     for (const pending of this.#pending) blocked ? pending.disarm() : pending.arm();
@@ -151,15 +195,43 @@ export class TaskPublisher {
    * no confirm arrives in time. The task must then be treated as not sent.
    */
   publish(body: string | Uint8Array, options: PublishOptions = {}): Promise<string> {
-    const { id = crypto.randomUUID(), confirmTimeout = 30_000, signal, ...extra } = options;
+    const {
+      id = crypto.randomUUID(),
+      confirmTimeout = 30_000,
+      signal,
+      delay,
+      at,
+      ...extra
+    } = options;
     if (!Number.isInteger(confirmTimeout) || confirmTimeout < 1 || confirmTimeout > MAX_TIMER_MS) {
       throw new RangeError(
         `Invalid confirm timeout "${confirmTimeout}": expected whole milliseconds from 1 to ${MAX_TIMER_MS}`,
       );
     }
+    const schedule = checkSchedule({
+      ...(delay === undefined ? {} : { delay }),
+      ...(at === undefined ? {} : { at }),
+    });
     signal?.throwIfAborted();
     // Copied: the caller may reuse its bytes before the confirm comes.
     const content = typeof body === "string" ? body : new Uint8Array(body);
+    if (schedule) {
+      return this.prepareDelays().then(() => {
+        signal?.throwIfAborted();
+        return this.#publish(content, id, confirmTimeout, signal, extra, schedule);
+      });
+    }
+    return this.#publish(content, id, confirmTimeout, signal, extra, undefined);
+  }
+
+  #publish(
+    content: string | Uint8Array,
+    id: string,
+    confirmTimeout: number,
+    signal: AbortSignal | undefined,
+    extra: TaskProperties,
+    schedule: Schedule | undefined,
+  ): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const pending: Pending = {
@@ -186,7 +258,7 @@ export class TaskPublisher {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#pending.add(pending);
       if (!this.#blocked) pending.arm();
-      this.send(content, id, finish, extra);
+      this.send(content, id, finish, extra, schedule);
     });
   }
 
@@ -194,34 +266,60 @@ export class TaskPublisher {
    * Publishes one task and calls `done` once the broker confirmed it (no argument) or it was not
    * sent (an {@linkcode AmqpError}). The bare publish path, with no promise and no timer per task,
    * for senders of many tasks that keep their own account (see `bulk_send.ts`). Bytes are sent
-   * without a copy: leave them unchanged afterwards.
+   * without a copy: leave them unchanged afterwards. With a `schedule` (checked by
+   * `checkSchedule`), the task goes to the delay levels, which {@linkcode prepareDelays} must
+   * have declared, due after the delay from now or at the time.
    */
   send(
     content: string | Uint8Array,
     id: string,
     done: (error?: AmqpError) => void,
     extra?: TaskProperties,
+    schedule?: Schedule,
   ): void {
-    const properties: Record<string, unknown> = {
+    const now = Date.now();
+    const properties: TaskProperties & {
+      messageId: string;
+      timestamp: number;
+      correlationId?: string;
+    } = {
       messageId: id,
-      timestamp: Math.floor(Date.now() / 1000),
+      timestamp: Math.floor(now / 1000),
       ...extra,
     };
     // The outcome comes back under the task's id.
     if (extra?.replyTo !== undefined) properties.correlationId = id;
     try {
-      const room = publishPersistent(
-        this.#channel,
-        this.queue.name,
-        content,
-        properties,
-        (error) => {
-          if (error) done(this.#notSent(id, error));
-          else if (this.#returned.delete(id)) {
-            done(new AmqpError(`Task ${id} was not sent: no queue "${this.queue}" to route it to`));
-          } else done();
-        },
-      );
+      const delayMs = schedule === undefined ? 0 : delayOf(schedule, now);
+      const route = delayMs > 0 ? this.queue.delayRoute(delayMs) : undefined;
+      if (route) {
+        properties.headers = {
+          ...properties.headers,
+          [TASK_HEADERS.dueAt]: new Date(now + delayMs).toISOString(),
+        };
+      }
+      const confirmed = (error: unknown) => {
+        if (error) done(this.#notSent(id, error));
+        else if (this.#returned.delete(id)) {
+          done(
+            new AmqpError(
+              route
+                ? `Task ${id} was not sent: "${route.exchange}" routes it to no queue (a delay level is missing)`
+                : `Task ${id} was not sent: no queue "${this.queue}" to route it to`,
+            ),
+          );
+        } else done();
+      };
+      const room = route
+        ? publishPersistentTo(
+          this.#channel,
+          route.exchange,
+          route.routingKey,
+          content,
+          properties,
+          confirmed,
+        )
+        : publishPersistent(this.#channel, this.queue.name, content, properties, confirmed);
       if (!room) this.#drained ??= Promise.withResolvers<void>();
     } catch (error) {
       done(this.#notSent(id, error));

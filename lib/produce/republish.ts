@@ -6,8 +6,9 @@
  * @module
  */
 
-import { type ConfirmChannel, type Message, publishPersistent } from "../amqp.ts";
+import { type ConfirmChannel, type Message, publishPersistentTo } from "../amqp.ts";
 import { AmqpError } from "../broker/errors.ts";
+import type { DelayRoute } from "../topology/delays.ts";
 import { BROKER_HEADERS, TASK_HEADERS } from "../topology/task_headers.ts";
 
 /** The header that tells one move's return from another's. */
@@ -30,17 +31,21 @@ const CARRIED_PROPERTIES = [
 ] as const;
 
 /**
- * Publishes a copy of `message` to `target` with extra `headers`, persistent and mandatory, and
- * resolves once the broker confirmed it. The caller acks the original only after that.
+ * Publishes a copy of `message` to `target` (a queue, or a delay route) with extra `headers`,
+ * persistent and mandatory, and resolves once the broker confirmed it. The caller acks the
+ * original only after that.
  *
  * @throws {AmqpError} when the broker nacks or returns the copy, or the channel closes first.
  */
 export function republish(
   channel: ConfirmChannel,
-  target: string,
+  to: string | DelayRoute,
   message: Pick<Message, "content" | "properties">,
   headers: Record<string, unknown>,
 ): Promise<void> {
+  const [exchange, routingKey, target] = typeof to === "string"
+    ? ["", to, to]
+    : [to.exchange, to.routingKey, to.exchange];
   const { properties } = message;
   const moveId = crypto.randomUUID();
   const copied: Record<string, unknown> = { ...properties.headers, ...headers };
@@ -64,11 +69,25 @@ export function republish(
         reject(
           new AmqpError(`Cannot move task to "${target}": ${describe(error)}`, { cause: error }),
         );
-      } else if (returned) reject(new AmqpError(`Cannot move task to "${target}": no such queue`));
-      else resolve();
+      } else if (returned) {
+        reject(
+          new AmqpError(
+            `Cannot move task to "${target}": ${
+              exchange === "" ? "no such queue" : "it routes the task to no queue"
+            }`,
+          ),
+        );
+      } else resolve();
     };
     try {
-      publishPersistent(channel, target, message.content, options, (error) => done(error));
+      publishPersistentTo(
+        channel,
+        exchange,
+        routingKey,
+        message.content,
+        options,
+        (error) => done(error),
+      );
     } catch (error) {
       done(error);
     }

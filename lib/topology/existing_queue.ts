@@ -94,6 +94,16 @@ export interface DeclareOrAdoptOptions {
    * @default {"classic"}
    */
   askedType?: string;
+  /**
+   * Why a queue with the arguments found can lose what it holds: refused unless `allowLossy`.
+   * @default {lossReason}
+   */
+  lossReason?: typeof lossReason;
+  /**
+   * Why a queue with the arguments found cannot serve at all: refused whatever `allowLossy` says.
+   * @default {() => undefined}
+   */
+  unusableReason?: (args: Readonly<Record<string, unknown>>) => string | undefined;
 }
 
 /** A channel on which a queue is known to exist. */
@@ -121,8 +131,33 @@ export async function declareOrAdopt(
   args: Record<string, unknown> | undefined,
   options: DeclareOrAdoptOptions = {},
 ): Promise<DeclaredQueue<Channel>> {
-  const { confirm = false, allowLossy = false, onWarning = () => {}, askedType = "classic" } =
-    options;
+  const {
+    confirm = false,
+    allowLossy = false,
+    onWarning = () => {},
+    askedType = "classic",
+    lossReason: lossOf = lossReason,
+    unusableReason = () => undefined,
+  } = options;
+  const refuse = (why: string) =>
+    new AmqpError(
+      `Refusing queue "${queue}": ${why}. Delete it (rabbitmqctl delete_queue ${queue}) to have it declared again`,
+      { code: 406 },
+    );
+  const judge = (found: Record<string, unknown>, knownAll = true) => {
+    const unusable = unusableReason(found);
+    if (unusable) throw refuse(unusable);
+    const loss = lossOf(found, properties);
+    if (loss) refuseOrWarn(queue, loss, allowLossy, onWarning);
+    // A queue that must be exactly ours cannot be trusted on arguments we could not learn.
+    if (!knownAll && options.unusableReason) {
+      throw refuse(
+        `its arguments differ from ours in a way that could not be learned (${
+          differences.join("; ")
+        })`,
+      );
+    }
+  };
   const adopted: Record<string, unknown> = { ...args };
   const properties = { durable: true, autoDelete: false };
   const differences: string[] = [];
@@ -133,8 +168,12 @@ export async function declareOrAdopt(
     try {
       const info = await declareDurable(channel, queue, adopted);
       if (differences.length > 0) {
-        const loss = lossReason(adopted, properties);
-        if (loss) refuseOrWarn(queue, loss, allowLossy, onWarning);
+        try {
+          judge(adopted);
+        } catch (refusal) {
+          await channel.close().catch(() => {});
+          throw refusal;
+        }
         onWarning(describeDifferences(queue, differences, adopted, askedType));
       }
       return { channel, info };
@@ -169,8 +208,7 @@ export async function declareOrAdopt(
     if (current === undefined) delete adopted[arg];
     else adopted[arg] = current;
   }
-  const loss = lossReason(adopted, properties);
-  if (loss) refuseOrWarn(queue, loss, allowLossy, onWarning);
+  judge(adopted, known);
   const channel = await openChannel(connection, confirm);
   try {
     const info = await checkDeclared(channel, queue);

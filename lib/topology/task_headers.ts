@@ -33,6 +33,8 @@ export const TASK_HEADERS = {
   queue: "task-queue",
   /** Unique to each move of the task, so that a returned copy is known as this move's. */
   move: "task-move-id",
+  /** When a delayed task (or a retry) is due, ISO 8601: set when it starts waiting. */
+  dueAt: "task-due-at",
 } as const;
 
 /**
@@ -74,5 +76,17 @@ export function attemptsSoFar(
   return recordedAttempts(message.properties.headers, queue) + crashedDeliveries(message);
 }
 
-/** Headers the broker writes for its own bookkeeping, meaningless on a copy in another queue. */
-export const BROKER_HEADERS = ["x-delivery-count"] as const;
+/**
+ * Headers the broker writes for its own bookkeeping, meaningless on a copy in another queue: the
+ * delivery count, and the record of dead-lettering each delay level adds to a task.
+ */
+export const BROKER_HEADERS = [
+  "x-delivery-count",
+  "x-death",
+  "x-first-death-exchange",
+  "x-first-death-queue",
+  "x-first-death-reason",
+  "x-last-death-exchange",
+  "x-last-death-queue",
+  "x-last-death-reason",
+] as const;

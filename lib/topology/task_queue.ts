@@ -1,7 +1,8 @@
 /**
- * The task queue: its name, type and retry policy, and the queues that follow from them (one
- * retry queue per delay of the schedule, and the dead queue `<name>.dead`), in one object that
- * the producer, the worker, `stats` and the parked-task commands all use.
+ * The task queue: its name, type and retry policy, and the queues that follow from them (the
+ * delay levels `<name>.delay.L00` to `L31`, where delayed tasks and retries wait for their time,
+ * and the dead queue `<name>.dead`), in one object that the producer, the worker, `stats` and the
+ * parked-task commands all use.
  *
  * @module
  */
@@ -14,6 +15,14 @@ import {
   type QueueInfo,
 } from "../amqp.ts";
 import { declareOrAdopt } from "./existing_queue.ts";
+import {
+  declareDelays,
+  DELAY_LEVELS,
+  delayLevelName,
+  delayLevelNames,
+  type DelayRoute,
+  delayRoute,
+} from "./delays.ts";
 import { accessRefused, AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
 
 /**
@@ -72,7 +81,7 @@ export interface TaskQueueOptions {
   /**
    * The queue type. Classic is declared exactly as the tutorial does (durable, no arguments), so
    * programs in other languages declaring `queue_declare('task_queue', durable=True)` share it;
-   * quorum adds `x-queue-type: quorum`. The dead queue has the same type.
+   * quorum adds `x-queue-type: quorum`. The dead queue and the delay levels have the same type.
    * @default {"classic"}
    */
   type?: QueueType;
@@ -175,12 +184,11 @@ export class TaskQueue {
     this.maxRetryDelay = maxRetryDelay;
     this.allowLossy = allowLossy;
     checkName(name);
-    const derived = [this.deadQueue, ...this.retryQueues];
-    const longest = derived.reduce((a, b) => byteLength(b) > byteLength(a) ? b : a);
+    const longest = delayLevelName(name, DELAY_LEVELS - 1);
     if (byteLength(longest) > MAX_NAME_BYTES) {
       const spare = byteLength(longest) - byteLength(name);
       throw new RangeError(
-        `Invalid queue name "${name}": its queue "${longest}" would be longer than ${MAX_NAME_BYTES} bytes; with this retry policy a name may have at most ${
+        `Invalid queue name "${name}": its queue "${longest}" would be longer than ${MAX_NAME_BYTES} bytes; a name may have at most ${
           MAX_NAME_BYTES - spare
         } bytes`,
       );
@@ -202,9 +210,12 @@ export class TaskQueue {
     return Array.from({ length: this.maxRetries }, (_, i) => this.retryDelayAfter(i + 1));
   }
 
-  /** The retry queues this policy uses, shortest delay first. */
-  get retryQueues(): string[] {
-    return [...new Set(this.retrySchedule)].map((delay) => this.retryQueue(delay));
+  /**
+   * The queues where delayed tasks and retries wait, level 0 (1 ms) first: `<name>.delay.L00` to
+   * `<name>.delay.L31` (2^31 ms), each with an exchange of the same name.
+   */
+  get delayQueues(): string[] {
+    return delayLevelNames(this.name);
   }
 
   /**
@@ -219,17 +230,16 @@ export class TaskQueue {
     return Math.min(this.maxRetryDelay, this.retryDelay * 2 ** (attempt - 1));
   }
 
-  /** The retry queue that holds tasks for `delayMs`: `<name>.retry.<delayMs>ms`. */
-  retryQueue(delayMs: number): string {
-    return `${this.name}.retry.${delayMs}ms`;
-  }
-
-  /** The delay of one of this queue's retry queues, or undefined for any other name. */
-  retryDelayOf(queue: string): number | undefined {
-    const prefix = `${this.name}.retry.`;
-    if (!queue.startsWith(prefix)) return undefined;
-    const match = /^(\d+)ms$/.exec(queue.slice(prefix.length));
-    return match ? Number(match[1]) : undefined;
+  /**
+   * Where a task that waits `delayMs` is published: the level exchange of its highest bit and the
+   * routing key that spells the delay in binary.
+   *
+   * @throws {RangeError} when `delayMs` is not a whole number from 1 to 2^32 - 1.
+   *
+   * @internal
+   */
+  delayRoute(delayMs: number): DelayRoute {
+    return delayRoute(this.name, delayMs);
   }
 
   /**
@@ -259,36 +269,6 @@ export class TaskQueue {
   async declareDead(channel: Channel): Promise<string> {
     await declareDurable(channel, this.deadQueue, this.#typeArguments());
     return this.deadQueue;
-  }
-
-  /**
-   * Declares the retry queue for `delayMs`: its messages expire after the delay and are
-   * dead-lettered, through the default exchange, back to the task queue. One queue per delay, so
-   * every message in it has the same TTL and none waits behind a longer one. An idle retry queue
-   * deletes itself an hour after its last use; by then everything in it has long expired back.
-   *
-   * @internal
-   */
-  async declareRetry(channel: Channel, delayMs: number): Promise<string> {
-    const name = this.retryQueue(delayMs);
-    try {
-      await declareDurable(channel, name, {
-        "x-message-ttl": delayMs,
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": this.name,
-        "x-expires": delayMs + 3_600_000,
-      });
-    } catch (error) {
-      // With a dead-letter target the broker checks configure and read on the queue, and its
-      // refusal does not say which.
-      const reason = accessRefused(error, { queue: ["configure", "read"] });
-      if (reason === undefined) throw error;
-      throw new AmqpError(`Cannot declare queue "${name}": ${reason}`, {
-        cause: error,
-        code: replyCode(error),
-      });
-    }
-    return name;
   }
 
   /**
@@ -335,6 +315,23 @@ export class TaskQueue {
       askedType: this.type,
     });
     await channel.close().catch(() => {});
+  }
+
+  /**
+   * Makes sure the delay levels exist (the task queue must), with the checks of
+   * {@linkcode TaskQueue.open}: a level queue that would send tasks on at the wrong time or drop
+   * them is refused. Level queues are of the task queue's type.
+   *
+   * @internal
+   */
+  async openDelays(
+    connection: ChannelOpener,
+    options: Omit<OpenOptions, "confirm"> = {},
+  ): Promise<void> {
+    await declareDelays(connection, this.name, this.type, {
+      allowLossy: this.allowLossy,
+      onWarning: options.onWarning ?? (() => {}),
+    });
   }
 
   /** The name, for messages. */
