@@ -17,6 +17,7 @@ import { TASK_HEADERS } from "../lib/topology/task_headers.ts";
 import {
   BROKER_URL,
   openBroker,
+  rabbitmqctl,
   runScript,
   type ScriptProcess,
   startScript,
@@ -153,10 +154,15 @@ for (const type of ["classic", "quorum"] as const) {
       assert.deepEqual(await levelCounts(queue), { 31: 1 }, "only level 31 holds it");
       assert.equal(await broker.ready(queue), 0);
       // The level waits 2^31 ms and passes its tasks on to level 30.
-      const listed = await new Deno.Command("rabbitmqctl", {
-        args: ["list_queues", "-q", "--formatter", "json", "name", "arguments"],
-      }).output();
-      const rows = JSON.parse(new TextDecoder().decode(listed.stdout)) as Array<{
+      const listed = await rabbitmqctl(
+        "list_queues",
+        "-q",
+        "--formatter",
+        "json",
+        "name",
+        "arguments",
+      );
+      const rows = JSON.parse(listed) as Array<{
         name: string;
         arguments: Array<[string, string, unknown]> | Record<string, unknown>;
       }>;
@@ -236,20 +242,17 @@ interface Binding {
 }
 
 async function listBindings(queue: string): Promise<Binding[]> {
-  const listed = await new Deno.Command("rabbitmqctl", {
-    args: [
-      "list_bindings",
-      "-q",
-      "--formatter",
-      "json",
-      "source_name",
-      "destination_name",
-      "destination_kind",
-      "routing_key",
-    ],
-  }).output();
-  assert.ok(listed.success, new TextDecoder().decode(listed.stderr));
-  const rows = JSON.parse(new TextDecoder().decode(listed.stdout)) as Array<Record<string, string>>;
+  const listed = await rabbitmqctl(
+    "list_bindings",
+    "-q",
+    "--formatter",
+    "json",
+    "source_name",
+    "destination_name",
+    "destination_kind",
+    "routing_key",
+  );
+  const rows = JSON.parse(listed) as Array<Record<string, string>>;
   return rows.filter((row) => row.source_name!.startsWith(`${queue}.delay.`)).map((row) => ({
     source: row.source_name!,
     destination: row.destination_name!,

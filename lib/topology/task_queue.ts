@@ -23,7 +23,7 @@ import {
   type DelayRoute,
   delayRoute,
 } from "./delays.ts";
-import { accessRefused, AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
+import { AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
 
 /**
  * The tutorial's queue name, shared with its Python and Java programs.
