@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { topicMatches } from "./_topic.ts";
 import { connect, type QueueType, TaskQueue } from "../mod.ts";
 import { checkQueue } from "../lib/amqp.ts";
 import {
@@ -259,18 +260,6 @@ async function listBindings(queue: string): Promise<Binding[]> {
     kind: row.destination_kind as "queue" | "exchange",
     routingKey: row.routing_key!,
   }));
-}
-
-/** A topic exchange's match of `key` against `pattern` (`*` one word, `#` zero or more). */
-function topicMatches(pattern: string, key: string): boolean {
-  const match = (p: string[], k: string[]): boolean => {
-    if (p.length === 0) return k.length === 0;
-    const [head, ...rest] = p;
-    if (head === "#") return k.some((_, i) => match(rest, k.slice(i))) || match(rest, []);
-    if (k.length === 0) return false;
-    return (head === "*" || head === k[0]) && match(rest, k.slice(1));
-  };
-  return match(pattern.split("."), key.split("."));
 }
 
 Deno.test("stats finds the next task due behind the head of a level: one due in 25 days sent after one due in 30", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { topicMatches } from "./_topic.ts";
 import { parseDuration, parseTime } from "../lib/cli/duration.ts";
 import {
   checkSchedule,
@@ -23,18 +24,6 @@ import { formatStats, formatWait, statsJson } from "../commands/stats.ts";
 import type { QueueStats } from "../lib/operate/queue_stats.ts";
 
 const DAY_MS = 86_400_000;
-
-/** A topic exchange's match of `key` against `pattern` (`*` one word, `#` zero or more). */
-function topicMatches(pattern: string, key: string): boolean {
-  const match = (p: string[], k: string[]): boolean => {
-    if (p.length === 0) return k.length === 0;
-    const [head, ...rest] = p;
-    if (head === "#") return k.some((_, i) => match(rest, k.slice(i))) || match(rest, []);
-    if (k.length === 0) return false;
-    return (head === "*" || head === k[0]) && match(rest, k.slice(1));
-  };
-  return match(pattern.split("."), key.split("."));
-}
 
 /**
  * Follows a task through the levels as the broker would: the bindings of each level exchange
