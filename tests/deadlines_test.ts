@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { Deadlines } from "../lib/consume/deadlines.ts";
+import { Deadlines, type Try } from "../lib/consume/deadlines.ts";
 import { FakeClock } from "./_fake_clock.ts";
 
-function reasonOf(controller: AbortController): string {
-  const reason: unknown = controller.signal.reason;
+function reasonOf(run: Try): string {
+  const reason: unknown = run.signal.reason;
   assert.ok(reason instanceof Error, `expected an Error, got ${String(reason)}`);
   return reason.message;
 }
@@ -128,4 +128,45 @@ Deno.test("Deadlines runs on the system clock by default and clears its real tim
   const run = deadlines.start();
   assert.equal(run.signal.aborted, false);
   deadlines.close();
+});
+
+Deno.test("Deadlines.finish() tells how long the try ran, on the deadlines' clock", () => {
+  const clock = new FakeClock();
+  const deadlines = new Deadlines(1000, { clock });
+  try {
+    clock.advance(70);
+    const run = deadlines.start();
+    assert.equal(run.startedAt, 70);
+    clock.advance(123);
+    assert.equal(deadlines.finish(run), 123);
+  } finally {
+    deadlines.close();
+  }
+});
+
+Deno.test("Try.race() settles as the work does while the try has time", async () => {
+  const clock = new FakeClock();
+  const deadlines = new Deadlines(1000, { clock });
+  try {
+    assert.equal(await deadlines.start().race(Promise.resolve("done")), "done");
+    await assert.rejects(deadlines.start().race(Promise.reject(new Error("boom"))), /boom/);
+  } finally {
+    deadlines.close();
+  }
+});
+
+Deno.test("Try.race() rejects with the timeout when the work outlasts the try, and the work is left", async () => {
+  const clock = new FakeClock();
+  const deadlines = new Deadlines(100, { clock });
+  try {
+    const never = new Promise<never>(() => {});
+    const run = deadlines.start();
+    const raced = run.race(never);
+    clock.advance(100);
+    await assert.rejects(raced, /timeout after 100 ms/);
+    // A try already out of time rejects at once.
+    await assert.rejects(run.race(Promise.resolve(1)), /timeout after 100 ms/);
+  } finally {
+    deadlines.close();
+  }
 });

@@ -36,6 +36,11 @@ export class AckBatch {
   #pending = new Map<number, { message: ConsumeMessage; id: string }>();
   #scheduled = false;
   #soon = false;
+  // Made once: at prefetch 1 it is queued for every task.
+  #flushSoon = () => {
+    this.#soon = false;
+    this.flush();
+  };
 
   /** Acks on `channel`, the channel that delivered the tasks. */
   constructor(channel: Channel, options: AckBatchOptions = {}) {
@@ -59,10 +64,7 @@ export class AckBatch {
       // at once would otherwise cost the worker a write and the broker an ack each.
       if (this.#soon) return;
       this.#soon = true;
-      queueMicrotask(() => {
-        this.#soon = false;
-        this.flush();
-      });
+      queueMicrotask(this.#flushSoon);
       return;
     }
     if (this.#scheduled) return;

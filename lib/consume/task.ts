@@ -104,18 +104,35 @@ const decoder = new TextDecoder();
 
 /** The {@linkcode Task} for a delivery, made of `attempt` as counted by the caller. */
 export function taskOf(message: ConsumeMessage, attempt: number): Task {
-  const { content, properties, fields } = message;
-  // A view, not a copy: handlers get a plain Uint8Array, never a Node Buffer.
-  const body = new Uint8Array(content.buffer, content.byteOffset, content.byteLength);
-  return {
-    id: properties.messageId ?? `delivery-${fields.deliveryTag}`,
-    body,
-    attempt,
-    redelivered: fields.redelivered,
-    headers: properties.headers ?? {},
-    contentType: properties.contentType,
-    awaited: typeof properties.replyTo === "string" && properties.replyTo !== "",
-    text: () => decoder.decode(body),
-    json: <T>() => JSON.parse(decoder.decode(body)) as T,
-  };
+  return new DeliveredTask(message, attempt);
+}
+
+// A class rather than an object literal: its methods are shared, not two closures per task.
+class DeliveredTask implements Task {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly contentType: string | undefined;
+  readonly awaited: boolean;
+
+  constructor({ content, properties, fields }: ConsumeMessage, attempt: number) {
+    this.id = properties.messageId ?? `delivery-${fields.deliveryTag}`;
+    // A view, not a copy: handlers get a plain Uint8Array, never a Node Buffer.
+    this.body = new Uint8Array(content.buffer, content.byteOffset, content.byteLength);
+    this.attempt = attempt;
+    this.redelivered = fields.redelivered;
+    this.headers = properties.headers ?? {};
+    this.contentType = properties.contentType;
+    this.awaited = typeof properties.replyTo === "string" && properties.replyTo !== "";
+  }
+
+  text(): string {
+    return decoder.decode(this.body);
+  }
+
+  json<T = unknown>(): T {
+    return JSON.parse(decoder.decode(this.body)) as T;
+  }
 }

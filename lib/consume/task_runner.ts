@@ -13,7 +13,7 @@ import { republish } from "../produce/republish.ts";
 import { attemptsSoFar, TASK_HEADERS } from "../topology/task_headers.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
 import type { AckBatch } from "./ack_batch.ts";
-import type { Deadlines } from "./deadlines.ts";
+import type { Deadlines, Try } from "./deadlines.ts";
 import type { Holder } from "./holder.ts";
 import { sendOutcome } from "./outcome.ts";
 import type { Mover } from "./mover.ts";
@@ -64,6 +64,9 @@ export type TaskEvent =
   | { type: "stale_delivery"; id: string }
   | { type: "warning"; message: string };
 
+/** What the failure path needs of a task. */
+type Tried = Pick<Task, "id" | "attempt">;
+
 /** How failures are handled. */
 export interface FailurePolicy {
   /** The task queue, with its retry policy. */
@@ -89,13 +92,17 @@ export interface Delivery {
   message: ConsumeMessage;
 }
 
-/** Runs `handler` for one delivery and settles it. Never throws. */
-export async function runTask(
+/**
+ * Runs `handler` for one delivery and settles it. Never throws, and never rejects. A handler that
+ * returns at once, not a promise, has its task settled within this call, which then returns
+ * undefined: a fast handler costs no promise per task.
+ */
+export function runTask(
   delivery: Delivery,
   handler: TaskHandler,
   policy: FailurePolicy,
   onEvent: (event: TaskEvent) => void,
-): Promise<void> {
+): Promise<void> | undefined {
   const task = taskOf(delivery.message, attemptsSoFar(delivery.message, policy.queue.name) + 1);
   onEvent({
     type: "received",
@@ -110,31 +117,48 @@ export async function runTask(
     const reason = `delivered ${
       task.attempt - 1
     } times without finishing (the worker died or lost its connection)`;
-    await moveFailed(delivery, { ...task, attempt: task.attempt - 1 }, reason, 0, policy, onEvent);
-    return;
+    const tried = { id: task.id, attempt: task.attempt - 1 };
+    return moveFailed(delivery, tried, reason, 0, policy, onEvent);
   }
-  const started = performance.now();
-  const controller = policy.deadlines.start();
-  let failure: string | undefined;
-  let permanent = false;
-  let value: unknown;
+  const run = policy.deadlines.start();
+  let result: unknown;
   try {
-    const result = handler(task, controller.signal);
-    // A promise is raced with the time limit: a handler that ignores its signal still loses its
-    // try when the time is up, and the worker goes on (its promise is left to settle unheard).
-    value = isThenable(result) ? await Promise.race([result, expiry(controller.signal)]) : result;
+    result = handler(task, run.signal);
   } catch (error) {
-    permanent = !controller.signal.aborted && isPermanent(error);
-    failure = describeError(controller.signal.aborted ? controller.signal.reason : error);
-  } finally {
-    policy.deadlines.finish(controller);
+    return endTry(delivery, task, run, FAILED, error, policy, onEvent);
   }
-  const durationMs = Math.round(performance.now() - started);
-  if (failure === undefined) {
+  if (!isThenable(result)) return endTry(delivery, task, run, DONE, result, policy, onEvent);
+  // A promise is raced with the time limit: a handler that ignores its signal still loses its
+  // try when the time is up, and the worker goes on (its promise is left to settle unheard).
+  return run.race(result).then(
+    (value) => endTry(delivery, task, run, DONE, value, policy, onEvent),
+    (error: unknown) => endTry(delivery, task, run, FAILED, error, policy, onEvent),
+  );
+}
+
+const DONE = false;
+const FAILED = true;
+
+/**
+ * Settles a task after its try: acked when done, moved when `failed`. `outcome` is what the
+ * handler returned, or what it threw.
+ */
+function endTry(
+  delivery: Delivery,
+  task: Task,
+  run: Try,
+  failed: boolean,
+  outcome: unknown,
+  policy: FailurePolicy,
+  onEvent: (event: TaskEvent) => void,
+): Promise<void> | undefined {
+  const durationMs = Math.round(policy.deadlines.finish(run));
+  if (!failed) {
     // As in the tutorial: say it is done, then ack.
     onEvent({ type: "done", id: task.id, attempt: task.attempt, durationMs });
     settle(delivery, "ack", task, onEvent);
     if (task.awaited) {
+      const value = outcome;
       void delivery.mover.channel().then((channel) =>
         sendOutcome(channel, delivery.message, {
           id: task.id,
@@ -145,27 +169,22 @@ export async function runTask(
           ...(value === undefined ? {} : { result: value }),
         }), () => {});
     }
-    return;
+    return undefined;
   }
+  const timedOut = run.signal.aborted;
+  const permanent = !timedOut && isPermanent(outcome);
+  const failure = describeError(timedOut ? run.signal.reason : outcome);
   const reason = permanent ? `permanent failure: ${failure}` : failure;
-  await moveFailed(delivery, task, reason, durationMs, policy, onEvent, permanent);
+  return moveFailed(delivery, task, reason, durationMs, policy, onEvent, permanent);
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === "function";
 }
 
-// Rejects when the try's signal aborts; never settles otherwise.
-function expiry(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-  });
-}
-
 async function moveFailed(
   delivery: Delivery,
-  task: Task,
+  task: Tried,
   reason: string,
   durationMs: number,
   policy: FailurePolicy,
@@ -218,7 +237,7 @@ async function moveFailed(
 /** Parks a task in the dead queue; when even that fails, the task is held (see `holder.ts`). */
 async function park(
   delivery: Delivery,
-  task: Task,
+  task: Tried,
   reason: string,
   headers: Record<string, unknown>,
   durationMs: number,
@@ -276,7 +295,7 @@ async function park(
 function settle(
   delivery: Delivery,
   how: "ack" | "requeue",
-  task: Task,
+  task: Tried,
   onEvent: (event: TaskEvent) => void,
 ): boolean {
   if (how === "ack") {

@@ -413,17 +413,17 @@ export class Worker {
       }
       if (++this.#taken === this.#maxTasks) void this.stop();
       acks.delivered(message);
-      const run = () =>
-        runTask(
-          { acks, mover, holder, message },
-          this.#handler,
-          this.#policy,
-          this.#emitEvent,
-        );
+      const delivery = { acks, mover, holder, message };
       // With prefetch at most the concurrency the broker never hands over more than can run.
-      const work = (this.#prefetch <= this.#concurrency ? run() : this.#slots(run))
-        .finally(() => this.#inFlight.delete(work));
-      this.#inFlight.add(work);
+      const work = this.#prefetch <= this.#concurrency
+        ? runTask(delivery, this.#handler, this.#policy, this.#emitEvent)
+        : this.#slots(async () =>
+          await runTask(delivery, this.#handler, this.#policy, this.#emitEvent)
+        );
+      // A task its handler finished at once is settled already: nothing to wait for.
+      if (work === undefined) return;
+      const tracked = work.finally(() => this.#inFlight.delete(tracked));
+      this.#inFlight.add(tracked);
     };
     try {
       // Checked like the task queue: a dead queue that could drop parked tasks is refused.

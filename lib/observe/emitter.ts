@@ -57,20 +57,23 @@ export class Emitter<E extends Typed> {
 
   /** Tells the listeners of `event.type` and of `"*"`; a listener that throws does not stop the others. */
   emit(event: E): void {
+    // Twice a task at least, on the worker's path: no arrays or iterators made for it.
     const typed = this.#listeners.get(event.type);
+    if (typed !== undefined) tell(typed, event);
     const all = this.#listeners.get("*");
-    if (typed === undefined && all === undefined) return;
-    for (const set of [typed, all]) {
-      for (const listener of set ?? []) {
-        try {
-          listener(event);
-        } catch (error) {
-          // A broken listener must not break the ack path; it is a bug, so it is reported.
-          queueMicrotask(() => {
-            throw error;
-          });
-        }
-      }
+    if (all !== undefined) tell(all, event);
+  }
+}
+
+function tell<E>(listeners: Set<(event: E) => void>, event: E): void {
+  for (const listener of listeners) {
+    try {
+      listener(event);
+    } catch (error) {
+      // A broken listener must not break the ack path; it is a bug, so it is reported.
+      queueMicrotask(() => {
+        throw error;
+      });
     }
   }
 }
