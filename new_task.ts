@@ -21,9 +21,8 @@
  * @module
  */
 
-import { connect, OutcomeTimeoutError, type Producer } from "./mod.ts";
-import { describeOutcome, jsonOutcome } from "./lib/observe/outcome_output.ts";
-import { readCaFile } from "./lib/broker/connection.ts";
+import { connect, readCaFile } from "./lib/broker/connection.ts";
+import { Producer } from "./lib/produce/producer.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   ALLOW_LOSSY_FLAG,
@@ -41,11 +40,11 @@ import {
   URL_FILE_FLAG,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
-import { nonEmptyLines } from "./lib/produce/bulk_send.ts";
 import { parseDuration, parseTime } from "./lib/cli/duration.ts";
 import { checkSchedule, delayOf, MAX_DELAY_MS, type Schedule } from "./lib/topology/delays.ts";
 import type { TaskQueue } from "./lib/topology/task_queue.ts";
-import { describeError, UsageError } from "./lib/broker/errors.ts";
+import { UsageError } from "./lib/broker/errors.ts";
+import type { SendSettings } from "./commands/send.ts";
 
 /** The producer's command line. */
 export const NEW_TASK_COMMAND: CommandSpec = {
@@ -117,18 +116,12 @@ export const NEW_TASK_COMMAND: CommandSpec = {
   ],
 };
 
-interface NewTaskConfig {
+interface NewTaskConfig extends SendSettings {
   url: string;
   queue: TaskQueue;
   /** One task from the command line, or undefined to read tasks from stdin. */
   message: string | undefined;
-  window: number;
-  confirmTimeout: number;
   wait: boolean;
-  waitTimeout: number;
-  json: boolean;
-  /** When the tasks are due, or undefined for at once. */
-  schedule: Schedule | undefined;
   heartbeat: number;
   ca: string | undefined;
 }
@@ -163,31 +156,21 @@ export function main(args: string[]): Promise<number> {
       };
     },
     async run(config) {
-      // Read ahead one line, so that empty input is refused before connecting.
-      const tasks = config.message === undefined
-        ? nonEmptyLines(Deno.stdin.readable, { name: "standard input" })
+      // --stdin and --wait load their code only when asked for: a one-shot send runs none of it.
+      const more = config.message === undefined || config.wait
+        ? await import("./commands/send.ts")
         : undefined;
-      let first;
-      try {
-        first = await tasks?.next();
-      } catch (error) {
-        if (!(error instanceof RangeError)) throw error;
-        console.error(`${error.message}: no task sent`);
-        return EXIT.failure;
-      }
-      if (first?.done) {
-        console.error("Empty input: no tasks on standard input");
-        return EXIT.usage;
-      }
-      // A one-shot producer: a drop is final, not waited through.
+      const tasks = config.message === undefined ? await more!.stdinTasks() : undefined;
+      if (typeof tasks === "number") return tasks;
+      // A one-shot producer: a drop is final, not waited through. The connection itself, with
+      // no library connection around it: that would load the worker's code too.
       const connection = await connect(config.url, {
         heartbeat: config.heartbeat,
-        recover: false,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
       });
       try {
         let toldBlocked = false;
-        const producer = await connection.createProducer(config.queue, {
+        const producer = new Producer(connection, config.queue, {
           onWarning: (line) => console.error(line),
           onBlocked: (reason) => {
             if (toldBlocked) return;
@@ -195,150 +178,28 @@ export function main(args: string[]): Promise<number> {
             console.error(`The broker is blocking publishers (${reason}); waiting until it stops`);
           },
         });
-        if (config.message !== undefined && config.wait) {
-          return await sendOneAndWait(producer, config.message, config);
+        await producer.open();
+        if (tasks !== undefined) {
+          return config.wait
+            ? await more!.sendStdinAndWait(producer, tasks, config)
+            : await more!.sendStdin(producer, tasks, config);
         }
-        if (config.message !== undefined) {
-          // One task: its time is fixed now, so that the line below tells it exactly.
-          const at = config.schedule && (config.schedule.at ?? dueAt(config.schedule));
-          await producer.send(config.message, {
-            confirmTimeout: config.confirmTimeout,
-            ...(at ? { at } : {}),
-          });
-          console.log(` [x] Sent '${config.message}'${at ? `, due at ${at.toISOString()}` : ""}`);
-          return EXIT.ok;
-        }
-        if (config.wait) {
-          return await sendStdinAndWait(producer, prepend(first!.value!, tasks!), config);
-        }
-        return await sendStdin(producer, prepend(first!.value!, tasks!), config);
+        const message = config.message!;
+        if (config.wait) return await more!.sendOneAndWait(producer, message, config);
+        // One task: its time is fixed now, so that the line below tells it exactly.
+        const at = config.schedule && (config.schedule.at ?? dueAt(config.schedule));
+        await producer.send(message, {
+          confirmTimeout: config.confirmTimeout,
+          ...(at ? { at } : {}),
+        });
+        console.log(` [x] Sent '${message}'${at ? `, due at ${at.toISOString()}` : ""}`);
+        return EXIT.ok;
       } finally {
+        // Closing the connection closes the producer's channel with it: no round trip for it.
         await connection.close().catch(() => {});
       }
     },
   });
-}
-
-async function sendOneAndWait(
-  producer: Producer,
-  message: string,
-  config: NewTaskConfig,
-): Promise<number> {
-  try {
-    const outcome = await producer.sendAndWait(message, {
-      confirmTimeout: config.confirmTimeout,
-      wait: { timeout: config.waitTimeout },
-      onSent: () => {
-        if (!config.json) console.log(` [x] Sent '${message}'`);
-      },
-    });
-    console.log(config.json ? jsonOutcome(outcome) : describeOutcome(outcome));
-    return outcome.status === "done" ? EXIT.ok : EXIT.failure;
-  } catch (error) {
-    if (!(error instanceof OutcomeTimeoutError)) throw error;
-    console.error(describeError(error));
-    return EXIT.waitTimeout;
-  }
-}
-
-async function sendStdinAndWait(
-  producer: Producer,
-  tasks: AsyncIterable<Uint8Array>,
-  config: NewTaskConfig,
-): Promise<number> {
-  const started = performance.now();
-  const result = await producer.sendManyAndWait(tasks, {
-    window: config.window,
-    confirmTimeout: config.confirmTimeout,
-    wait: { timeout: config.waitTimeout },
-    onOutcome: (outcome, index) =>
-      console.log(
-        config.json
-          ? jsonOutcome(outcome, { line: index + 1 })
-          : describeOutcome(outcome, ` (line ${index + 1})`),
-      ),
-  });
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  const done = result.outcomes.filter((outcome) => outcome.status === "done").length;
-  const parked = result.outcomes.length - done;
-  const summary =
-    ` [=] ${result.confirmed} tasks sent in ${seconds} s: ${done} done, ${parked} parked${
-      result.missing > 0 ? `, ${result.missing} without an outcome in time (still running)` : ""
-    }`;
-  if (result.error !== undefined) {
-    console.error(
-      `${
-        describeError(result.error)
-      }. The first ${result.confirmedPrefix} tasks are all confirmed: re-send from task ${
-        result.confirmedPrefix + 1
-      }`,
-    );
-  }
-  if (config.json) console.error(summary);
-  else console.log(summary);
-  if (result.error !== undefined || parked > 0) return EXIT.failure;
-  return result.missing > 0 ? EXIT.waitTimeout : EXIT.ok;
-}
-
-async function* prepend<T>(first: T, rest: AsyncIterable<T>): AsyncGenerator<T> {
-  yield first;
-  yield* rest;
-}
-
-async function sendStdin(
-  producer: Producer,
-  tasks: AsyncIterable<Uint8Array>,
-  config: NewTaskConfig,
-): Promise<number> {
-  const started = performance.now();
-  const progress = Deno.stderr.isTerminal() ? new ProgressLine(started) : undefined;
-  const result = await producer.sendMany(tasks, {
-    window: config.window,
-    confirmTimeout: config.confirmTimeout,
-    ...config.schedule,
-    ...(progress ? { onConfirmed: (confirmed: number) => progress.update(confirmed) } : {}),
-  });
-  progress?.clear();
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  if (result.error === undefined) {
-    const at = config.schedule?.at;
-    console.log(
-      ` [x] Sent ${result.confirmed} tasks in ${seconds} s${
-        at ? `, due at ${at.toISOString()}` : ""
-      }`,
-    );
-    return EXIT.ok;
-  }
-  console.error(
-    `${
-      describeError(result.error)
-    }. Confirmed ${result.confirmed} of ${result.published} tasks published; the first ${result.confirmedPrefix} are all confirmed: re-send from task ${
-      result.confirmedPrefix + 1
-    }`,
-  );
-  return EXIT.failure;
-}
-
-/** A progress line on a terminal: count and rate, redrawn at most five times a second. */
-class ProgressLine {
-  #started: number;
-  #last = 0;
-
-  constructor(started: number) {
-    this.#started = started;
-  }
-
-  update(confirmed: number): void {
-    const now = performance.now();
-    if (now - this.#last < 200) return;
-    this.#last = now;
-    const rate = Math.round(confirmed / ((now - this.#started) / 1000));
-    Deno.stderr.writeSync(new TextEncoder().encode(`\r  ${confirmed} tasks confirmed (${rate}/s)`));
-  }
-
-  clear(): void {
-    Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
-  }
 }
 
 /**

@@ -39,9 +39,12 @@ export function drainStep(config: BenchConfig): Step {
       `workers in the same rounds, against the same plain figure: \`--handler ${NOOP_HANDLER}\` ` +
       `instead of the dots, a module whose default export returns at once, so that the row is ` +
       `the worker's own cost per task (the task, its events, the ack); and \`--exec true\`, one ` +
-      `\`sh -c true\` process per task, on ${count(execTasks)} tasks as it is far slower: no ` +
-      `target, it shows what a process per task costs next to a handler in the worker's own ` +
-      `process. The last row is the worker as it runs by default, with the tutorial's two lines ` +
+      `\`sh -c true\` process per task, on ${count(execTasks)} tasks as it is far slower, ` +
+      `against \`bench/baseline_consume.ts ... --exec true\` on as many tasks in the same ` +
+      `rounds: the plain loop runs each message's command as the worker must, in the plainest ` +
+      `way (\`setsid sh -c 'unset AMQP_URL; true'\` with the body on stdin, its output read and ` +
+      `dropped, acked when it exits 0), so the row is the worker's cost around a process per ` +
+      `task. The last row is the worker as it runs by default, with the tutorial's two lines ` +
       `per task (\` [x] Received\`, \` [x] Done\`) read by the bench through a pipe, timed to the ` +
       `last \` [x] Done\` line, against the same silent plain loop: the price of those lines.`,
     rows: [
@@ -56,8 +59,9 @@ export function drainStep(config: BenchConfig): Step {
         target: { ratioAtLeast: 0.9 },
       },
       {
-        name: `Drain, prefetch ${top}, ${count(execTasks)} tasks, --exec true`,
+        name: `Drain, prefetch ${top}, ${count(execTasks)} tasks, --exec true vs a plain exec loop`,
         unit: "tasks/s",
+        target: { ratioAtLeast: 0.9 },
       },
       {
         name: `Drain, prefetch ${prefetches[0]}, ${count(tasks)} tasks, with per-task lines`,
@@ -74,6 +78,7 @@ export function drainStep(config: BenchConfig): Step {
         const loud: number[] = [];
         const module: number[] = [];
         const command: number[] = [];
+        const plainCommand: number[] = [];
         const side = (drain: Drainer, into: number[], n = tasks) => () =>
           drainOnce(context, prefetch, n, drain).then((x) => into.push(x));
         for (let round = 0; round < rounds; round++) {
@@ -82,6 +87,7 @@ export function drainStep(config: BenchConfig): Step {
           if (prefetch === top) {
             sides.push(side(drainWorker(["--handler", NOOP_HANDLER]), module));
             sides.push(side(drainWorker(["--exec", "true"]), command, execTasks));
+            sides.push(side(drainPlainExec("true"), plainCommand, execTasks));
           }
           // Alternating which goes first, so that a drift of the machine favours neither.
           for (const run of round % 2 === 0 ? sides : sides.toReversed()) await run();
@@ -91,7 +97,7 @@ export function drainStep(config: BenchConfig): Step {
         if (prefetch === top) {
           extra = [
             { plain: median(plain), ours: median(module) },
-            { plain: median(plain), ours: median(command) },
+            { plain: median(plainCommand), ours: median(command) },
           ];
         }
       }
@@ -132,19 +138,35 @@ async function drainOnce(
   }
 }
 
-const drainPlain: Drainer = async ({ url }, queue, prefetch, tasks, deadline) => {
+const drainPlain: Drainer = (context, queue, prefetch, tasks, deadline) =>
+  drainBaseline(context, [queue, String(prefetch), String(tasks)], deadline);
+
+/** The plain loop, running `command` for each message as `worker.ts --exec` does. */
+function drainPlainExec(command: string): Drainer {
+  return (context, queue, prefetch, tasks, deadline) =>
+    drainBaseline(
+      context,
+      [queue, String(prefetch), String(tasks), "--exec", command],
+      deadline,
+    );
+}
+
+async function drainBaseline(
+  { url }: StepContext,
+  args: string[],
+  deadline: Deadline,
+): Promise<number> {
   let started = NaN;
-  await using consumer = await startScript(
-    "bench/baseline_consume.ts",
-    [queue, String(prefetch), String(tasks)],
-    { url, onLine: (line, at) => line === "consuming" && (started = at) },
-  );
+  await using consumer = await startScript("bench/baseline_consume.ts", args, {
+    url,
+    onLine: (line, at) => line === "consuming" && (started = at),
+  });
   await succeed(consumer, deadline);
   if (Number.isNaN(started)) {
     throw new Error("bench/baseline_consume.ts did not say when it started consuming");
   }
   return consumer.exitedAt - started;
-};
+}
 
 /** `worker.ts` with `work` (the flags that choose its handler), silent, stopping after the tasks. */
 function drainWorker(work: readonly string[]): Drainer {

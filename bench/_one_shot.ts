@@ -1,6 +1,7 @@
 /**
  * Measurement 3, one-shot send latency: the wall time of a whole `new_task.ts hello` process
- * against a minimal plain amqplib sender, each run many times.
+ * against a minimal plain amqplib sender, each run many times, beside the floor under both: Deno
+ * starting with nothing to do, with Node's `net` module, and with amqplib.
  *
  * @module
  */
@@ -11,6 +12,13 @@ import { runScript } from "./_process.ts";
 import { median, percentile } from "./_stats.ts";
 import type { BenchConfig, Step } from "./_step.ts";
 
+/** The floor programs: `bench/floor.ts` with each argument, and what its row is called. */
+const FLOORS = [
+  ["empty", "deno run, an empty script"],
+  ["net", "deno run, a script importing node:net"],
+  ["amqplib", "deno run, a script importing amqplib"],
+] as const;
+
 /** The one-shot measurement for `config`. */
 export function oneShotStep(config: BenchConfig): Step {
   const runs = config.oneShotRuns;
@@ -18,12 +26,20 @@ export function oneShotStep(config: BenchConfig): Step {
     title: "one-shot send",
     method: `**One-shot send.** The wall time, from spawn to exit, of \`new_task.ts --queue Q ` +
       `hello\` (its shebang's permissions) and of \`bench/baseline_one_shot.ts Q hello\` (plain ` +
-      `amqplib: connect, declare, publish one persistent, mandatory message on a confirm channel, wait for ` +
-      `the confirm, close), ${runs} runs each, alternating, to one durable queue. Deno's start-up ` +
-      `is in both; lower is better, so here ours / plain under 1 is ours being faster.`,
+      `amqplib: connect, declare, publish one persistent, mandatory message on a confirm channel, ` +
+      `wait for the confirm, close), ${runs} runs each, alternating, to one durable queue. Deno's ` +
+      `start-up is in both; lower is better, so here ours / plain under 1 is ours being faster. ` +
+      `In the same rounds, the floor under both (\`bench/floor.ts\`): Deno starting an empty ` +
+      `script, one that imports \`node:net\`, and one that imports amqplib, each timed from ` +
+      `spawn to exit; every figure in those rows is the plain one, and the median of its runs.`,
     rows: [
-      { name: `One-shot send, median of ${runs} runs`, unit: "ms" },
+      {
+        name: `One-shot send, median of ${runs} runs`,
+        unit: "ms",
+        target: { ratioAtMost: 1.05 },
+      },
       { name: `One-shot send, p90 of ${runs} runs`, unit: "ms" },
+      ...FLOORS.map(([, what]) => ({ name: `One-shot floor: ${what}`, unit: "ms" as const })),
     ],
     async run({ url, broker, signal }) {
       const queue = benchQueue("oneshot");
@@ -31,14 +47,16 @@ export function oneShotStep(config: BenchConfig): Step {
       try {
         const plain: number[] = [];
         const ours: number[] = [];
-        const send = async (script: string, args: string[], into: number[]) => {
+        const floors = FLOORS.map((): number[] => []);
+        const time = async (script: string, args: string[], into: number[]) => {
           const deadline = new Deadline(30_000, signal);
           into.push(await runScript(script, args, { url, deadline }));
         };
         for (let run = 0; run < runs; run++) {
           const sides = [
-            () => send("bench/baseline_one_shot.ts", [queue, "hello"], plain),
-            () => send("new_task.ts", ["--queue", queue, "hello"], ours),
+            () => time("bench/baseline_one_shot.ts", [queue, "hello"], plain),
+            () => time("new_task.ts", ["--queue", queue, "hello"], ours),
+            ...FLOORS.map(([arg], i) => () => time("bench/floor.ts", [arg], floors[i]!)),
           ];
           for (const side of run % 2 === 0 ? sides : sides.reverse()) await side();
         }
@@ -47,6 +65,7 @@ export function oneShotStep(config: BenchConfig): Step {
         return [
           { plain: median(plain), ours: median(ours) },
           { plain: percentile(plain, 90), ours: percentile(ours, 90) },
+          ...floors.map((times) => ({ plain: median(times) })),
         ];
       } finally {
         await broker.delete(queue);

@@ -7,8 +7,11 @@
 /** What a number in a row counts. */
 export type Unit = "tasks/s" | "ms" | "MB";
 
-/** A row's target: ours over plain at least `ratioAtLeast`, or ours below `below`. */
-export type Target = { ratioAtLeast: number } | { below: number };
+/**
+ * A row's target: ours over plain at least `ratioAtLeast` (rates), at most `ratioAtMost` (times),
+ * or ours below `below`.
+ */
+export type Target = { ratioAtLeast: number } | { ratioAtMost: number } | { below: number };
 
 /** One measurement. */
 export interface Row {
@@ -36,10 +39,13 @@ export function ratio(row: Row): number | undefined {
 export function verdict(row: Row): string {
   if (row.error !== undefined) return "error";
   if (row.target === undefined) return "—";
-  if ("ratioAtLeast" in row.target) {
+  if ("ratioAtLeast" in row.target || "ratioAtMost" in row.target) {
     const value = ratio(row);
     if (value === undefined) return "error";
-    return value >= row.target.ratioAtLeast ? "pass" : "miss";
+    const met = "ratioAtLeast" in row.target
+      ? value >= row.target.ratioAtLeast
+      : value <= row.target.ratioAtMost;
+    return met ? "pass" : "miss";
   }
   if (row.ours === undefined) return "error";
   return row.ours < row.target.below ? "pass" : "miss";
@@ -61,6 +67,7 @@ export function formatRatio(value: number | undefined): string {
 function formatTarget(row: Row): string {
   if (row.target === undefined) return "—";
   if ("ratioAtLeast" in row.target) return `≥ ${row.target.ratioAtLeast.toFixed(2)}`;
+  if ("ratioAtMost" in row.target) return `≤ ${row.target.ratioAtMost.toFixed(2)}`;
   return `< ${row.target.below} ${row.unit}`;
 }
 

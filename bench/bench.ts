@@ -12,8 +12,10 @@
  * Measured, each on a fresh queue of its own that is deleted afterwards:
  * 1. bulk send: `new_task.ts --stdin` against `bench/baseline_send.ts`, tasks/s;
  * 2. drain: `worker.ts` against `bench/baseline_consume.ts` at prefetch 1, 10 and 100, tasks/s,
- *    and at prefetch 100 also `worker.ts --handler bench/noop_handler.ts` and `--exec true`;
- * 3. one-shot send: `new_task.ts hello` against `bench/baseline_one_shot.ts`, wall time;
+ *    and at prefetch 100 also `worker.ts --handler bench/noop_handler.ts`, and `--exec true`
+ *    against the plain loop running the same command per message;
+ * 3. one-shot send: `new_task.ts hello` against `bench/baseline_one_shot.ts`, wall time, and the
+ *    floor under both (`bench/floor.ts`: Deno starting empty, with node:net, with amqplib);
  * 4. end-to-end latency from publish to the worker starting the task, p50 and p99;
  * 5. worker memory growth over many tasks.
  *
@@ -257,6 +259,7 @@ async function warmUp(url: string, signal: AbortSignal): Promise<void> {
     ["bench/baseline_send.ts", []],
     ["bench/baseline_consume.ts", []],
     ["bench/baseline_one_shot.ts", []],
+    ["bench/floor.ts", ["amqplib"]],
   ];
   await Promise.all(scripts.map(async ([script, args]) => {
     await using process = await startScript(script, args, { url });

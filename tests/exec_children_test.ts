@@ -96,3 +96,37 @@ Deno.test("a forced exit (--shutdown-timeout passed) kills the --exec commands s
     await broker.deleteQueues(queue, `${queue}.dead`);
   }
 });
+
+// Fields 5 and 6 of /proc/<pid>/stat are the process group and the session: read with shell
+// builtins only, so that the command needs nothing from PATH.
+const SHOW_GROUP = 'read -r stat < /proc/$$/stat; set -- $stat; echo "pid $1 group $5 session $6"';
+
+for (const setsid of [true, false]) {
+  Deno.test(`an --exec command runs in a session and process group of its own (${setsid ? "with" : "without"} setsid(1) on PATH)`, async () => {
+    const queue = uniqueQueue("session");
+    // Without setsid(1) the worker falls back to Deno's detached spawn: PATH then holds sh alone.
+    const bin = setsid ? undefined : await Deno.makeTempDir({ prefix: "only_sh_" });
+    if (bin) await Deno.symlink("/bin/sh", `${bin}/sh`);
+    await using broker = await openBroker();
+    try {
+      await using worker = startScript(
+        "worker.ts",
+        ["--queue", queue, "--max-tasks", "1", "--exec", SHOW_GROUP],
+        bin ? { env: { PATH: bin } } : {},
+      );
+      await worker.waitForLines(/Waiting for messages/);
+      await broker.publish(queue, "who am i");
+      assert.equal((await worker.status()).code, 0, worker.stderr.join("\n"));
+      const [line] = worker.matching(/ pid \d+ group \d+ session \d+$/);
+      const [, pid, group, session] = / pid (\d+) group (\d+) session (\d+)$/.exec(line ?? "") ??
+        [];
+      assert.ok(pid, worker.stdout.join("\n"));
+      assert.equal(group, pid, "the command leads its own process group");
+      assert.equal(session, pid, "and its own session");
+      assert.notEqual(Number(pid), worker.pid);
+    } finally {
+      if (bin) await Deno.remove(bin, { recursive: true });
+      await broker.deleteQueues(queue, `${queue}.dead`);
+    }
+  });
+}

@@ -83,3 +83,36 @@ Deno.test("new_task.ts --help prints every flag and exits 0", async () => {
     assert.ok(result.stdout.includes(flag), flag);
   }
 });
+
+/** The modules `entry` loads before it runs: its static imports, followed; not `import()`. */
+async function staticGraph(entry: string): Promise<string[]> {
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: new URL("../", import.meta.url),
+  }).output();
+  type Dependency = { code?: { specifier: string }; isDynamic?: boolean };
+  const { modules } = JSON.parse(new TextDecoder().decode(stdout)) as {
+    modules: { specifier: string; dependencies?: Dependency[] }[];
+  };
+  const bySpecifier = new Map(modules.map((module) => [module.specifier, module]));
+  const root = new URL(`../${entry}`, import.meta.url).href;
+  const seen = new Set<string>([root]);
+  for (const specifier of seen) {
+    for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (dependency.code && !dependency.isDynamic) seen.add(dependency.code.specifier);
+    }
+  }
+  const base = new URL("../", import.meta.url).href;
+  return [...seen].filter((url) => url.startsWith(base)).map((url) => url.slice(base.length));
+}
+
+Deno.test("new_task.ts loads nothing for one task that only --stdin, --wait or a worker uses", async () => {
+  const loaded = await staticGraph("new_task.ts");
+  assert.ok(loaded.includes("lib/produce/producer.ts"), loaded.join("\n"));
+  const unused = loaded.filter((path) =>
+    path === "mod.ts" || path.startsWith("lib/consume/") || path.startsWith("lib/observe/") ||
+    path.startsWith("commands/") || path.startsWith("lib/client/") ||
+    ["lib/produce/bulk_send.ts", "lib/produce/outcomes.ts", "lib/io/read_lines.ts"].includes(path)
+  );
+  assert.deepEqual(unused, [], `loaded before they are needed:\n${unused.join("\n")}`);
+});

@@ -131,3 +131,39 @@ Deno.test("readLines() passes each line the time it was read", async () => {
   const [a, b, c] = lines.map(([, at]) => at);
   assert.ok(before <= a! && a! <= b! && b! <= c! && c! <= performance.now());
 });
+
+Deno.test("readLines() stops at its signal: the stream is cancelled, and it resolves with the lines read", async () => {
+  let cancelled: unknown;
+  let pull = 0;
+  // A stream that never ends by itself, as the pipe of a command whose leftover holds it open.
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pull++ === 0) controller.enqueue(new TextEncoder().encode("first\n"));
+      return new Promise(() => {});
+    },
+    cancel(reason) {
+      cancelled = reason ?? "cancelled";
+    },
+  });
+  const controller = new AbortController();
+  const lines: string[] = [];
+  const reading = readLines(stream, (line) => {
+    lines.push(line);
+    controller.abort();
+  }, { signal: controller.signal });
+  await reading;
+  assert.deepEqual(lines, ["first"]);
+  assert.ok(cancelled !== undefined, "the stream was cancelled");
+});
+
+Deno.test("splitLines() with a signal already aborted yields nothing and cancels the stream", async () => {
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    pull: (controller) => controller.enqueue(new TextEncoder().encode("x\n")),
+    cancel: () => void (cancelled = true),
+  });
+  const lines = [];
+  for await (const line of splitLines(stream, { signal: AbortSignal.abort() })) lines.push(line);
+  assert.deepEqual(lines, []);
+  assert.ok(cancelled);
+});

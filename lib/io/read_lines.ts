@@ -31,6 +31,11 @@ export interface SplitLinesOptions {
    * @default {"the stream"}
    */
   name?: string;
+  /**
+   * Stops reading: the stream is cancelled, and the lines end with what was read before.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
 }
 
 const NEWLINE = 0x0a;
@@ -45,7 +50,7 @@ export async function* splitLines(
   stream: ReadableStream<Uint8Array>,
   options: SplitLinesOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  const { maxLength = MAX_LINE_BYTES, tooLong = "error", name = "the stream" } = options;
+  const { maxLength = MAX_LINE_BYTES, tooLong = "error", name = "the stream", signal } = options;
   if (!Number.isSafeInteger(maxLength) || maxLength < 4) {
     throw new RangeError(`Invalid maxLength "${maxLength}": expected a whole number of at least 4`);
   }
@@ -53,7 +58,7 @@ export async function* splitLines(
   let parts: Uint8Array[] = [];
   let length = 0;
   let line = 1;
-  for await (const chunk of stream) {
+  for await (const chunk of chunks(stream, signal)) {
     let start = 0;
     while (start < chunk.length) {
       const newline = chunk.indexOf(NEWLINE, start);
@@ -91,6 +96,31 @@ export async function* splitLines(
   if (length > 0) yield join(parts, length);
 }
 
+// The stream's chunks until it ends or `signal` aborts; a reader that stops early cancels it.
+async function* chunks(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Uint8Array> {
+  if (signal === undefined) return yield* stream;
+  const reader = stream.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  if (signal.aborted) cancel();
+  else signal.addEventListener("abort", cancel, { once: true });
+  let done = false;
+  try {
+    while (true) {
+      const next = await reader.read();
+      if (next.done) break;
+      yield next.value;
+    }
+    done = true;
+  } finally {
+    signal.removeEventListener("abort", cancel);
+    if (!done) await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
+
 function join(parts: Uint8Array[], length: number): Uint8Array {
   if (parts.length === 1) return parts[0]!;
   const joined = new Uint8Array(length);
@@ -125,6 +155,11 @@ export interface ReadLinesOptions {
    * @default {MAX_OUTPUT_LINE_BYTES}
    */
   maxLength?: number;
+  /**
+   * Stops reading: the stream is cancelled, and the promise resolves with the lines so far told.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -138,9 +173,10 @@ export async function readLines(
   onLine: (line: string, at: number) => void,
   options: ReadLinesOptions = {},
 ): Promise<void> {
-  const { maxLength = MAX_OUTPUT_LINE_BYTES } = options;
+  const { maxLength = MAX_OUTPUT_LINE_BYTES, signal } = options;
   const decoder = new TextDecoder();
-  for await (const line of splitLines(stream, { maxLength, tooLong: "split" })) {
+  const split = splitLines(stream, { maxLength, tooLong: "split", ...(signal ? { signal } : {}) });
+  for await (const line of split) {
     // When the line was read: the bench times a worker's lines by it.
     onLine(decoder.decode(line), performance.now());
   }

@@ -7,9 +7,11 @@
 
 import { type ChannelOpener, DIRECT_REPLY_TO } from "../amqp.ts";
 import type { Outcome } from "../consume/outcome.ts";
-import { Outcomes, type WaitOptions } from "./outcomes.ts";
+// Types only: the modules behind sendMany and the waits are loaded when first used, so that a
+// program sending one task (a one-shot producer) loads and compiles none of them.
+import type { Outcomes, WaitOptions } from "./outcomes.ts";
 import type { TaskQueue } from "../topology/task_queue.ts";
-import { sendAll, type SendAllOptions, type SendAllResult } from "./bulk_send.ts";
+import type { SendAllOptions, SendAllResult } from "./bulk_send.ts";
 import { type OpenPublisherOptions, type PublishOptions, TaskPublisher } from "./publisher.ts";
 
 /**
@@ -182,6 +184,7 @@ export class Producer {
     bodies: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
     options: SendManyOptions = {},
   ): Promise<SendManyResult> {
+    const { sendAll } = await import("./bulk_send.ts");
     return await sendAll(await this.#open(), bodies, options);
   }
 
@@ -254,6 +257,8 @@ export class Producer {
   async #listen(): Promise<Outcomes> {
     const publisher = await this.#open();
     if (!this.#outcomes) {
+      const { Outcomes } = await import("./outcomes.ts");
+      if (this.#outcomes) return this.#outcomes;
       const outcomes = new Outcomes();
       publisher.onClose(() => outcomes.close());
       this.#outcomes = outcomes;
