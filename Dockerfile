@@ -10,7 +10,7 @@ WORKDIR /app
 USER deno
 COPY deno.json deno.lock ./
 COPY lib/ lib/
-COPY worker.ts ./
+COPY mod.ts worker.ts ./
 # npm:amqplib, fetched and checked against deno.lock at build time, not at start.
 RUN deno install --frozen-lockfile --entrypoint worker.ts
 
