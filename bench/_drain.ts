@@ -42,9 +42,9 @@ export function drainStep(config: BenchConfig): Step {
       `\`sh -c true\` process per task, on ${count(execTasks)} tasks as it is far slower, ` +
       `against \`bench/baseline_consume.ts ... --exec true\` on as many tasks in the same ` +
       `rounds: the plain loop runs each message's command as the worker must, in the plainest ` +
-      `way (\`setsid sh -c 'unset AMQP_URL; true'\` with the body on stdin, its output read and ` +
-      `dropped, acked when it exits 0), so the row is the worker's cost around a process per ` +
-      `task. The last row is the worker as it runs by default, with the tutorial's two lines ` +
+      `way (\`setsid sh -c 'unset AMQP_URL; true'\`: a session of its own, no broker address in ` +
+      `its environment, the body on stdin, its output read as it comes and dropped, acked when ` +
+      `it exits 0), so the row is the worker's cost around a process per task. The last row is the worker as it runs by default, with the tutorial's two lines ` +
       `per task (\` [x] Received\`, \` [x] Done\`) read by the bench through a pipe, timed to the ` +
       `last \` [x] Done\` line, against the same silent plain loop: the price of those lines.`,
     rows: [

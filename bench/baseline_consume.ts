@@ -6,7 +6,8 @@
  * process of its own, `sh -c CMD` with the body on its stdin, and acked when it exits 0; with the
  * guarantees `worker.ts --exec` keeps, in the plainest way: the command runs in a session of its
  * own (setsid(1), so that a timeout could stop all it started), without the broker's address in
- * its environment, and its output is read (and dropped) rather than passed raw to a terminal.
+ * its environment, and its output is read as it comes (and dropped) rather than gathered until
+ * it exits or passed raw to a terminal.
  *
  * ```sh
  * AMQP_URL=amqp://localhost:5672 ./bench/baseline_consume.ts QUEUE PREFETCH COUNT [--exec CMD]
@@ -82,7 +83,13 @@ async function run(command: string, body: Uint8Array): Promise<boolean> {
   const writer = child.stdin.getWriter();
   await writer.write(body).catch(() => {});
   await writer.close().catch(() => {});
-  return (await child.output()).success;
+  // Read as it comes, so that a chatty command cannot fill the memory (output() would gather it
+  // all until the command exits), and dropped.
+  const drop = async (output: ReadableStream<Uint8Array>) => {
+    for await (const _ of output);
+  };
+  await Promise.all([drop(child.stdout), drop(child.stderr)]);
+  return (await child.status).success;
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);
