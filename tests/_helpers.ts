@@ -273,16 +273,17 @@ export interface Broker extends AsyncDisposable {
   /** Ready messages in `queue` (a passive declare). */
   ready(queue: string): Promise<number>;
   /**
-   * Deletes queues; part of every test's cleanup. A task queue's delay levels (queues and
-   * exchanges, which a worker declares at its first retry and a producer at its first delayed
-   * task) go with it, so that no test leaves them behind. Deleting what does not exist is fine.
+   * Deletes queues; part of every test's cleanup. A task queue's dead queue (which a worker
+   * declares when it starts) and delay levels (queues and exchanges, which a worker declares at
+   * its first retry and a producer at its first delayed task) go with it, so that no test leaves
+   * them behind. Deleting what does not exist is fine.
    */
   deleteQueues(...queues: string[]): Promise<void>;
   /** Deletes task queues with all they bring: `<queue>.dead` and the delay levels. */
   deleteTaskQueues(...queues: string[]): Promise<void>;
 }
 
-/** Deletes `queues` on `channel`, and the delay levels of those that are task queues. */
+/** Deletes `queues` on `channel`, and the dead queue and delay levels of the task queues. */
 export async function deleteWithDelays(
   channel: {
     deleteQueue(name: string): Promise<unknown>;
@@ -293,6 +294,7 @@ export async function deleteWithDelays(
   for (const queue of queues) {
     await channel.deleteQueue(queue);
     if (queue.endsWith(".dead") || /\.delay\.L\d\d$/.test(queue)) continue;
+    await channel.deleteQueue(`${queue}.dead`);
     for (const level of delayLevelNames(queue)) {
       await channel.deleteQueue(level);
       await channel.deleteExchange(level);
