@@ -166,6 +166,7 @@ export function main(args: string[]): Promise<number> {
       // no library connection around it: that would load the worker's code too.
       const connection = await connect(config.url, {
         heartbeat: config.heartbeat,
+        recover: false,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
       });
       try {

@@ -1,8 +1,7 @@
 /**
  * The time limit of tries: one timer for all of them, rather than one per try, which a fast
  * worker would pay for on every task. The clock is read once when a try starts and once when it
- * ends, which also gives its duration: in Deno a read of the monotonic clock costs about as much
- * as the rest of a no-op task's bookkeeping.
+ * ends, which also gives the try's duration.
  *
  * @module
  */

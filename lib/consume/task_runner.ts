@@ -158,7 +158,6 @@ function endTry(
     onEvent({ type: "done", id: task.id, attempt: task.attempt, durationMs });
     settle(delivery, "ack", task, onEvent);
     if (task.awaited) {
-      const value = outcome;
       void delivery.mover.channel().then((channel) =>
         sendOutcome(channel, delivery.message, {
           id: task.id,
@@ -166,7 +165,7 @@ function endTry(
           attempts: task.attempt,
           durationMs,
           worker: policy.hostname,
-          ...(value === undefined ? {} : { result: value }),
+          ...(outcome === undefined ? {} : { result: outcome }),
         }), () => {});
     }
     return undefined;

@@ -67,7 +67,7 @@ export async function execTask(
   // A process the command left behind (`setsid sleep 45 &`) may hold the pipes open long after
   // the command ended: once it has, its output is waited for only briefly.
   const pipes = new AbortController();
-  const cut = { signal: pipes.signal };
+  const cut = { signal: pipes.signal }; // reading ends when the pipes are cut
   // A producer that waits gets the command's standard output as the task's result instead.
   let captured: string[] | undefined = task.awaited ? [] : undefined;
   let capturedBytes = 0;

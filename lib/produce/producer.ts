@@ -122,7 +122,8 @@ export class Producer {
   #closed = false;
 
   /**
-   * Made by {@linkcode Connection.createProducer}; not meant to be called directly.
+   * Made by {@linkcode Connection.createProducer}; not meant to be called directly (`new_task.ts`
+   * does, on a broker connection of its own, so that a one-shot send loads no worker code).
    *
    * @internal
    */
