@@ -31,7 +31,14 @@ export function oneShotStep(config: BenchConfig): Step {
       `start-up is in both; lower is better, so here ours / plain under 1 is ours being faster. ` +
       `In the same rounds, the floor under both (\`bench/floor.ts\`): Deno starting an empty ` +
       `script, one that imports \`node:net\`, and one that imports amqplib, each timed from ` +
-      `spawn to exit; every figure in those rows is the plain one, and the median of its runs.`,
+      `spawn to exit; every figure in those rows is the plain one, and the median of its runs. ` +
+      `Also in the same rounds, a reference (\`bench/reference_one_shot.ts\`, no target): plain ` +
+      `amqplib doing the duties every producer of ours has and the plain one-shot leaves out, ` +
+      `the shortest way, in one module: \`new_task.ts\`'s sixteen flags parsed with ` +
+      `\`node:util\` parseArgs, a task id and timestamp, a connection name, heartbeats and a ` +
+      `30 s confirm timeout. Its row shows its median in the plain column and ours beside it, so ` +
+      `that its ratio is what our code costs beyond those duties: loading its modules and ` +
+      `running its checks.`,
     rows: [
       {
         name: `One-shot send, median of ${runs} runs`,
@@ -40,6 +47,11 @@ export function oneShotStep(config: BenchConfig): Step {
       },
       { name: `One-shot send, p90 of ${runs} runs`, unit: "ms" },
       ...FLOORS.map(([, what]) => ({ name: `One-shot floor: ${what}`, unit: "ms" as const })),
+      {
+        name: "One-shot reference, median: plain amqplib with our flags parsed, a task id, " +
+          "heartbeats, a confirm timeout",
+        unit: "ms",
+      },
     ],
     async run({ url, broker, signal }) {
       const queue = benchQueue("oneshot");
@@ -47,6 +59,7 @@ export function oneShotStep(config: BenchConfig): Step {
       try {
         const plain: number[] = [];
         const ours: number[] = [];
+        const reference: number[] = [];
         const floors = FLOORS.map((): number[] => []);
         const time = async (script: string, args: string[], into: number[]) => {
           const deadline = new Deadline(30_000, signal);
@@ -56,16 +69,18 @@ export function oneShotStep(config: BenchConfig): Step {
           const sides = [
             () => time("bench/baseline_one_shot.ts", [queue, "hello"], plain),
             () => time("new_task.ts", ["--queue", queue, "hello"], ours),
+            () => time("bench/reference_one_shot.ts", ["--queue", queue, "hello"], reference),
             ...FLOORS.map(([arg], i) => () => time("bench/floor.ts", [arg], floors[i]!)),
           ];
           for (const side of run % 2 === 0 ? sides : sides.reverse()) await side();
         }
         const stored = await broker.ready(queue);
-        if (stored !== 2 * runs) throw new Error(`${stored} tasks arrived, not ${2 * runs}`);
+        if (stored !== 3 * runs) throw new Error(`${stored} tasks arrived, not ${3 * runs}`);
         return [
           { plain: median(plain), ours: median(ours) },
           { plain: percentile(plain, 90), ours: percentile(ours, 90) },
           ...floors.map((times) => ({ plain: median(times) })),
+          { plain: median(reference), ours: median(ours) },
         ];
       } finally {
         await broker.delete(queue);

@@ -15,7 +15,8 @@
  *    and at prefetch 100 also `worker.ts --handler bench/noop_handler.ts`, and `--exec true`
  *    against the plain loop running the same command per message;
  * 3. one-shot send: `new_task.ts hello` against `bench/baseline_one_shot.ts`, wall time, and the
- *    floor under both (`bench/floor.ts`: Deno starting empty, with node:net, with amqplib);
+ *    floor under both (`bench/floor.ts`: Deno starting empty, with node:net, with amqplib) and a
+ *    reference with our producer's duties (`bench/reference_one_shot.ts`);
  * 4. end-to-end latency from publish to the worker starting the task, p50 and p99;
  * 5. worker memory growth over many tasks.
  *
@@ -259,6 +260,7 @@ async function warmUp(url: string, signal: AbortSignal): Promise<void> {
     ["bench/baseline_send.ts", []],
     ["bench/baseline_consume.ts", []],
     ["bench/baseline_one_shot.ts", []],
+    ["bench/reference_one_shot.ts", []],
     ["bench/floor.ts", ["amqplib"]],
   ];
   await Promise.all(scripts.map(async ([script, args]) => {
