@@ -22,7 +22,7 @@
  */
 
 import { connect, readCaFile } from "./lib/broker/connection.ts";
-import { Producer } from "./lib/produce/producer.ts";
+import { type OpenPublisherOptions, TaskPublisher } from "./lib/produce/publisher.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
   ALLOW_LOSSY_FLAG,
@@ -171,25 +171,30 @@ export function main(args: string[]): Promise<number> {
       });
       try {
         let toldBlocked = false;
-        const producer = new Producer(connection, config.queue, {
+        const options: OpenPublisherOptions = {
           onWarning: (line) => console.error(line),
           onBlocked: (reason) => {
             if (toldBlocked) return;
             toldBlocked = true;
             console.error(`The broker is blocking publishers (${reason}); waiting until it stops`);
           },
-        });
-        await producer.open();
-        if (tasks !== undefined) {
+        };
+        if (more) {
+          // --stdin and --wait go through the library's Producer, loaded with their code.
+          const producer = await more.openProducer(connection, config.queue, options);
+          if (tasks === undefined) {
+            return await more.sendOneAndWait(producer, config.message!, config);
+          }
           return config.wait
-            ? await more!.sendStdinAndWait(producer, tasks, config)
-            : await more!.sendStdin(producer, tasks, config);
+            ? await more.sendStdinAndWait(producer, tasks, config)
+            : await more.sendStdin(producer, tasks, config);
         }
+        // One task: the publish path that Producer.send takes, without the Producer around it.
+        const publisher = await TaskPublisher.open(connection, config.queue, options);
         const message = config.message!;
-        if (config.wait) return await more!.sendOneAndWait(producer, message, config);
-        // One task: its time is fixed now, so that the line below tells it exactly.
+        // Its time is fixed now, so that the line below tells it exactly.
         const at = config.schedule && (config.schedule.at ?? dueAt(config.schedule));
-        await producer.send(message, {
+        await publisher.publish(message, {
           confirmTimeout: config.confirmTimeout,
           ...(at ? { at } : {}),
         });

@@ -6,12 +6,13 @@
  * @module
  */
 
-import type { Producer } from "../lib/produce/producer.ts";
+import { Producer, type ProducerHost, type ProducerOptions } from "../lib/produce/producer.ts";
 import { OutcomeTimeoutError } from "../lib/produce/outcomes.ts";
 import { describeOutcome, jsonOutcome } from "../lib/observe/outcome_output.ts";
 import { EXIT } from "../lib/cli/cli.ts";
 import { nonEmptyLines } from "../lib/produce/bulk_send.ts";
 import type { Schedule } from "../lib/topology/delays.ts";
+import type { TaskQueue } from "../lib/topology/task_queue.ts";
 import { describeError } from "../lib/broker/errors.ts";
 
 /** The settings of `new_task.ts` these paths use. */
@@ -26,6 +27,17 @@ export interface SendSettings {
   json: boolean;
   /** When the tasks are due, or undefined for at once. */
   schedule: Schedule | undefined;
+}
+
+/** Opens a {@linkcode Producer} for `queue` on `connection`: its channel open, the queue declared. */
+export async function openProducer(
+  connection: ProducerHost,
+  queue: TaskQueue,
+  options: ProducerOptions,
+): Promise<Producer> {
+  const producer = new Producer(connection, queue, options);
+  await producer.open();
+  return producer;
 }
 
 /**

@@ -19,6 +19,7 @@ const ROWS = [
   "One-shot floor: deno run, an empty script (ms)",
   "One-shot floor: deno run, a script importing node:net (ms)",
   "One-shot floor: deno run, a script importing amqplib (ms)",
+  "One-shot reference, median: plain amqplib with our flags parsed, a task id, heartbeats, a confirm timeout (ms)",
   "End-to-end latency p50, 200 tasks/s for 2 s (ms)",
   "End-to-end latency p99, 200 tasks/s for 2 s (ms)",
   "Worker RSS after 1,000 tasks (MB)",

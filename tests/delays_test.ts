@@ -6,10 +6,8 @@ import {
   DELAY_LEVELS,
   delayLevelName,
   delayLevelNames,
-  delayLossReason,
   delayOf,
   delayOfRoutingKey,
-  delayQueueArguments,
   delayRoute,
   delayRoutingKey,
   levelBindingKey,
@@ -17,8 +15,12 @@ import {
   MAX_DELAY_MS,
   remainingAfter,
   startLevel,
-  wrongDelayReason,
 } from "../lib/topology/delays.ts";
+import {
+  delayLossReason,
+  delayQueueArguments,
+  wrongDelayReason,
+} from "../lib/topology/delay_levels.ts";
 import { TaskQueue } from "../lib/topology/task_queue.ts";
 import { formatStats, formatWait, statsJson } from "../commands/stats.ts";
 import type { QueueStats } from "../lib/operate/queue_stats.ts";

@@ -19,12 +19,8 @@
 
 import type { GetMessage } from "amqplib";
 import { type ChannelOpener, declareDurable, openChannel } from "../amqp.ts";
-import {
-  delayLevelName,
-  delayQueueArguments,
-  levelTtl,
-  remainingAfter,
-} from "../topology/delays.ts";
+import { delayLevelName, levelTtl, remainingAfter } from "../topology/delays.ts";
+import { delayQueueArguments } from "../topology/delay_levels.ts";
 import { TASK_HEADERS } from "../topology/task_headers.ts";
 
 /** The next due time found. */

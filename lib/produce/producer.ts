@@ -123,7 +123,8 @@ export class Producer {
 
   /**
    * Made by {@linkcode Connection.createProducer}; not meant to be called directly (`new_task.ts`
-   * does, on a broker connection of its own, so that a one-shot send loads no worker code).
+   * does, for `--stdin` and `--wait`, on a broker connection of its own, so that it loads no
+   * worker code).
    *
    * @internal
    */

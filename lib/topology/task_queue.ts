@@ -16,7 +16,6 @@ import {
 } from "../amqp.ts";
 import { declareOrAdopt } from "./existing_queue.ts";
 import {
-  declareDelays,
   DELAY_LEVELS,
   delayLevelName,
   delayLevelNames,
@@ -328,6 +327,8 @@ export class TaskQueue {
     connection: ChannelOpener,
     options: Omit<OpenOptions, "confirm"> = {},
   ): Promise<void> {
+    // Loaded here, on first use: a sender of tasks due at once never declares a level.
+    const { declareDelays } = await import("./delay_levels.ts");
     await declareDelays(connection, this.name, this.type, {
       allowLossy: this.allowLossy,
       onWarning: options.onWarning ?? (() => {}),
