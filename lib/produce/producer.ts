@@ -122,9 +122,9 @@ export class Producer {
   #closed = false;
 
   /**
-   * Made by {@linkcode Connection.createProducer}; not meant to be called directly (`new_task.ts`
-   * does, for `--stdin` and `--wait`, on a broker connection of its own, so that it loads no
-   * worker code).
+   * Made by {@linkcode Connection.createProducer}; not meant to be called directly
+   * (`commands/send.ts` does, for `new_task.ts --stdin` and `--wait`, on a broker connection of its
+   * own, so that the producer loads no worker code).
    *
    * @internal
    */
