@@ -21,7 +21,7 @@
  * @module
  */
 
-import { connect, readCaFile } from "./lib/broker/connection.ts";
+import { connectOnce, readCaFile } from "./lib/broker/connection.ts";
 import { type OpenPublisherOptions, TaskPublisher } from "./lib/produce/publisher.ts";
 import { EXIT, runCommand } from "./lib/cli/cli.ts";
 import {
@@ -40,11 +40,16 @@ import {
   URL_FILE_FLAG,
   URL_FLAG,
 } from "./lib/cli/flags.ts";
-import { parseDuration, parseTime } from "./lib/cli/duration.ts";
 import { checkSchedule, delayOf, MAX_DELAY_MS, type Schedule } from "./lib/topology/delays.ts";
 import type { TaskQueue } from "./lib/topology/task_queue.ts";
 import { UsageError } from "./lib/broker/errors.ts";
 import type { SendSettings } from "./commands/send.ts";
+
+// Computed, not written out: Deno reads, hashes and looks up every module a literal import()
+// names (and everything those import) before the first line runs, whether or not the import
+// happens; for --stdin and --wait that is 13 modules a one-shot send would load for nothing
+// (3 M instructions, 1 % of its run). deno compile is told to include them (deno.json).
+const SEND_COMMANDS = new URL("./commands/send.ts", import.meta.url).href;
 
 /** The producer's command line. */
 export const NEW_TASK_COMMAND: CommandSpec = {
@@ -130,7 +135,7 @@ interface NewTaskConfig extends SendSettings {
 export function main(args: string[]): Promise<number> {
   return runCommand<NewTaskConfig>(NEW_TASK_COMMAND, args, {
     allowPositionals: true,
-    configure(flags) {
+    async configure(flags) {
       const { values, positionals } = flags;
       const url = brokerUrlFromFlags(flags);
       return {
@@ -148,7 +153,7 @@ export function main(args: string[]): Promise<number> {
           max: MAX_TIMER_MS,
         }),
         json: values.json === true,
-        schedule: scheduleOf(values.delay, values.at),
+        schedule: await scheduleOf(values.delay, values.at),
         heartbeat: parseInteger("heartbeat", values.heartbeat, { min: 0, max: 3600 }),
         ca: typeof values.ca === "string"
           ? badInput(() => readCaFile(values.ca as string))
@@ -158,15 +163,14 @@ export function main(args: string[]): Promise<number> {
     async run(config) {
       // --stdin and --wait load their code only when asked for: a one-shot send runs none of it.
       const more = config.message === undefined || config.wait
-        ? await import("./commands/send.ts")
+        ? await import(SEND_COMMANDS) as typeof import("./commands/send.ts")
         : undefined;
       const tasks = config.message === undefined ? await more!.stdinTasks() : undefined;
       if (typeof tasks === "number") return tasks;
-      // A one-shot producer: a drop is final, not waited through. The connection itself, with
-      // no library connection around it: that would load the worker's code too.
-      const connection = await connect(config.url, {
+      // A drop is final, not waited through: the connection itself, without amqplib's recovery
+      // and with no library connection around it (that would load the worker's code too).
+      const connection = await connectOnce(config.url, {
         heartbeat: config.heartbeat,
-        recover: false,
         ...(config.ca === undefined ? {} : { ca: config.ca }),
       });
       try {
@@ -213,13 +217,16 @@ export function main(args: string[]): Promise<number> {
  *
  * @throws {UsageError} when both are given, or either is not a duration or time the queue takes.
  */
-export function scheduleOf(
+export async function scheduleOf(
   delay: string | boolean | undefined,
   at: string | boolean | undefined,
-): Schedule | undefined {
+): Promise<Schedule | undefined> {
   if (delay !== undefined && at !== undefined) {
     throw new UsageError("Give either --delay or --at, not both");
   }
+  if (typeof delay !== "string" && typeof at !== "string") return undefined;
+  // Loaded only for a delayed task: a one-shot send of a task due at once reads no duration.
+  const { parseDuration, parseTime } = await import("./lib/cli/duration.ts");
   if (typeof delay === "string") {
     const ms = badInput(() => parseDuration(delay));
     if (ms > MAX_DELAY_MS) {

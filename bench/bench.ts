@@ -56,7 +56,7 @@ export const FULL: BenchConfig = {
   window: 20_000,
   prefetches: [1, 10, 100],
   rounds: 3,
-  oneShotRuns: 20,
+  oneShotRuns: 40,
   latencyRate: 200,
   latencySeconds: 5,
   memoryWarmUp: 1000,
@@ -120,7 +120,7 @@ export const BENCH_COMMAND: CommandSpec = {
       name: "one-shot-runs",
       kind: "string",
       valueName: "N",
-      description: "Runs of each one-shot sender (default 20; 10 with --quick).",
+      description: "Runs of each one-shot sender (default 40; 10 with --quick).",
     },
     {
       name: "out",

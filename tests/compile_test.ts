@@ -118,6 +118,28 @@ Deno.test("deno task compile builds dist/new_task and dist/worker with the sheba
   }
 });
 
+/**
+ * The modules `script` imports by a computed URL (`new URL("./x.ts", import.meta.url)`, so that
+ * Deno does not read them before they are needed): deno compile cannot see those and must be told.
+ */
+function computedImports(script: string): string[] {
+  const source = Deno.readTextFileSync(new URL(script, ROOT));
+  return [...source.matchAll(/new URL\("\.\/([\w/]+\.ts)", import\.meta\.url\)/g)].map((m) =>
+    m[1]!
+  );
+}
+
+Deno.test("deno task compile includes the modules the scripts import by a computed URL", () => {
+  const steps = compileSteps();
+  assert.deepEqual(computedImports("new_task.ts"), ["commands/send.ts"]);
+  for (const step of steps) {
+    const included = step.flags.filter((flag) => flag.startsWith("--include=")).map((flag) =>
+      flag.slice("--include=".length)
+    );
+    assert.deepEqual(included.toSorted(), computedImports(step.script).toSorted(), step.command);
+  }
+});
+
 /** What building the binaries came to. */
 type Build =
   | { kind: "built"; dir: string }
@@ -181,7 +203,7 @@ async function build(): Promise<Build> {
 }
 
 /** Starts a compiled binary against the test broker, its output collected. */
-function startBinary(path: string, args: string[]): ScriptProcess {
+function startBinary(path: string, args: string[], stdin?: string): ScriptProcess {
   const child = new Deno.Command(path, {
     args,
     env: { AMQP_URL: BROKER_URL, NO_COLOR: "1" },
@@ -189,7 +211,7 @@ function startBinary(path: string, args: string[]): ScriptProcess {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  return new ScriptProcess(`${basename(path)} ${args.join(" ")}`, child);
+  return new ScriptProcess(`${basename(path)} ${args.join(" ")}`, child, stdin);
 }
 
 /** The end-to-end run: the compiled worker does a task the compiled producer sent. */
@@ -204,9 +226,20 @@ async function sendAndWorkATask(dir: string): Promise<void> {
       assert.equal((await producer.status()).code, 0, producer.transcript());
       assert.deepEqual(producer.stdout, [" [x] Sent 'Compiled.'"], producer.transcript());
       await worker.waitForLines(/^ \[x\] Done$/);
+      // --stdin runs code the binary holds only because the compile task includes it.
+      await using lines = startBinary(
+        join(dir, "new_task"),
+        ["--queue", queue, "--stdin"],
+        "Piped.\n",
+      );
+      assert.equal((await lines.status()).code, 0, lines.transcript());
+      await worker.waitForLines(/^ \[x\] Received 'Piped\.'$/);
+      await worker.waitForLines(/^ \[x\] Done$/, 2);
       assert.deepEqual(worker.stdout, [
         " [*] Waiting for messages. To exit press CTRL+C",
         " [x] Received 'Compiled.'",
+        " [x] Done",
+        " [x] Received 'Piped.'",
         " [x] Done",
       ]);
       worker.kill("SIGINT");

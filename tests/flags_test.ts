@@ -1,14 +1,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/broker/errors.ts";
-import {
-  type FlagSpec,
-  formatFlagTable,
-  formatHelp,
-  parseFlags,
-  parseInteger,
-  QUEUE_FLAG,
-  URL_FLAG,
-} from "../lib/cli/flags.ts";
+import { type FlagSpec, parseFlags, parseInteger, QUEUE_FLAG, URL_FLAG } from "../lib/cli/flags.ts";
+import { formatFlagTable, formatHelp } from "../lib/cli/help.ts";
 
 const SPECS: FlagSpec[] = [
   URL_FLAG,

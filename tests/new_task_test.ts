@@ -84,8 +84,12 @@ Deno.test("new_task.ts --help prints every flag and exits 0", async () => {
   }
 });
 
-/** The modules `entry` loads before it runs: its static imports, followed; not `import()`. */
-async function staticGraph(entry: string): Promise<string[]> {
+/**
+ * The project's modules in the graph of `entry`, as `deno info` sees it: with `dynamic`, also
+ * those a literal `import("...")` names (Deno reads and hashes all of them before the first line
+ * runs); without, only those its static imports load.
+ */
+async function moduleGraph(entry: string, dynamic: boolean): Promise<string[]> {
   const { stdout } = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", entry],
     cwd: new URL("../", import.meta.url),
@@ -99,26 +103,45 @@ async function staticGraph(entry: string): Promise<string[]> {
   const seen = new Set<string>([root]);
   for (const specifier of seen) {
     for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
-      if (dependency.code && !dependency.isDynamic) seen.add(dependency.code.specifier);
+      if (dependency.code && (dynamic || !dependency.isDynamic)) {
+        seen.add(dependency.code.specifier);
+      }
     }
   }
   const base = new URL("../", import.meta.url).href;
   return [...seen].filter((url) => url.startsWith(base)).map((url) => url.slice(base.length));
 }
 
-Deno.test("new_task.ts loads nothing for one task that only --stdin, --wait, a delay or a worker uses", async () => {
-  const loaded = await staticGraph("new_task.ts");
-  assert.ok(loaded.includes("lib/produce/publisher.ts"), loaded.join("\n"));
-  const unused = loaded.filter((path) =>
-    path === "mod.ts" || path.startsWith("lib/consume/") || path.startsWith("lib/observe/") ||
+/** What only --stdin, --wait or a worker uses. */
+function sendersAndWorkers(path: string): boolean {
+  return path === "mod.ts" || path.startsWith("lib/consume/") || path.startsWith("lib/observe/") ||
     path.startsWith("commands/") || path.startsWith("lib/client/") ||
     [
       "lib/produce/producer.ts",
       "lib/produce/bulk_send.ts",
       "lib/produce/outcomes.ts",
       "lib/io/read_lines.ts",
+    ].includes(path);
+}
+
+Deno.test("new_task.ts loads nothing for one task that only --stdin, --wait, a delay, --help, an odd queue or a worker uses", async () => {
+  const loaded = await moduleGraph("new_task.ts", false);
+  assert.ok(loaded.includes("lib/produce/publisher.ts"), loaded.join("\n"));
+  const unused = loaded.filter((path) =>
+    sendersAndWorkers(path) ||
+    [
       "lib/topology/delay_levels.ts",
+      "lib/topology/existing_queue.ts",
+      "lib/cli/duration.ts",
+      "lib/cli/help.ts",
     ].includes(path)
   );
   assert.deepEqual(unused, [], `loaded before they are needed:\n${unused.join("\n")}`);
+});
+
+Deno.test("new_task.ts does not have Deno read the code of --stdin and --wait before it runs", async () => {
+  const prepared = await moduleGraph("new_task.ts", true);
+  assert.ok(prepared.includes("lib/topology/existing_queue.ts"), prepared.join("\n"));
+  const unused = prepared.filter(sendersAndWorkers);
+  assert.deepEqual(unused, [], `read before they are needed:\n${unused.join("\n")}`);
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatFlagTable } from "../lib/cli/flags.ts";
+import { formatFlagTable } from "../lib/cli/help.ts";
 import { DOCUMENTED_COMMANDS, QUOTED_FILES, quotedCode } from "../tools/readme.ts";
 import { scriptPermissions } from "./_helpers.ts";
 

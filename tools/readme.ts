@@ -14,7 +14,8 @@
  * @module
  */
 
-import { type CommandSpec, formatFlagTable } from "../lib/cli/flags.ts";
+import type { CommandSpec } from "../lib/cli/flags.ts";
+import { formatFlagTable } from "../lib/cli/help.ts";
 import { NEW_TASK_COMMAND } from "../new_task.ts";
 import { DEAD_COMMAND, PURGE_COMMAND, REQUEUE_COMMAND, STATS_COMMAND } from "../queue.ts";
 import { WORKER_COMMAND } from "../worker.ts";

@@ -7,7 +7,7 @@
 
 import { AmqpError, describeError, UsageError } from "../broker/errors.ts";
 import { redactSecrets } from "../broker/url.ts";
-import { type CommandSpec, formatHelp, type ParsedFlags, parseFlags } from "./flags.ts";
+import { type CommandSpec, type ParsedFlags, parseFlags } from "./flags.ts";
 
 /** Exit codes, as documented in the README. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, waitTimeout: 3, interrupted: 130 } as const;
@@ -19,8 +19,11 @@ export interface RunCommandOptions<C> {
    * @default {false}
    */
   allowPositionals?: boolean;
-  /** Turns parsed flags into the script's settings; may throw TypeError, RangeError, UsageError. */
-  configure: (flags: ParsedFlags) => C;
+  /**
+   * Turns parsed flags into the script's settings; may throw TypeError, RangeError, UsageError.
+   * It may be async, to load the code for a flag only when the flag is given.
+   */
+  configure: (flags: ParsedFlags) => C | Promise<C>;
   /** Does the work and returns the exit code. */
   run: (config: C) => Promise<number>;
 }
@@ -37,10 +40,11 @@ export async function runCommand<C>(
       allowPositionals: options.allowPositionals ?? false,
     });
     if (flags.values.help === true) {
+      const { formatHelp } = await import("./help.ts");
       console.log(formatHelp(command));
       return EXIT.ok;
     }
-    config = options.configure(flags);
+    config = await options.configure(flags);
   } catch (error) {
     // Only errors raised for bad input are usage errors; any other is a bug, with its stack.
     if (error instanceof UsageError) {

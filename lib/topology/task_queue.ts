@@ -12,9 +12,9 @@ import {
   type ChannelOpener,
   type ConfirmChannel,
   declareDurable,
+  openChannel,
   type QueueInfo,
 } from "../amqp.ts";
-import { declareOrAdopt } from "./existing_queue.ts";
 import {
   DELAY_LEVELS,
   delayLevelName,
@@ -289,13 +289,7 @@ export class TaskQueue {
    */
   async open(connection: ChannelOpener, options?: OpenOptions): Promise<TaskChannel<Channel>>;
   async open(connection: ChannelOpener, options: OpenOptions = {}): Promise<TaskChannel<Channel>> {
-    const { confirm = false, onWarning = () => {} } = options;
-    return await declareOrAdopt(connection, this.name, this.#typeArguments(), {
-      confirm,
-      onWarning,
-      allowLossy: this.allowLossy,
-      askedType: this.type,
-    });
+    return await this.#declareOrAdopt(connection, this.name, options);
   }
 
   /**
@@ -308,11 +302,7 @@ export class TaskQueue {
     connection: ChannelOpener,
     options: Omit<OpenOptions, "confirm"> = {},
   ): Promise<void> {
-    const { channel } = await declareOrAdopt(connection, this.deadQueue, this.#typeArguments(), {
-      onWarning: options.onWarning ?? (() => {}),
-      allowLossy: this.allowLossy,
-      askedType: this.type,
-    });
+    const { channel } = await this.#declareOrAdopt(connection, this.deadQueue, options);
     await channel.close().catch(() => {});
   }
 
@@ -338,6 +328,36 @@ export class TaskQueue {
   /** The name, for messages. */
   toString(): string {
     return this.name;
+  }
+
+  // Most times the queue is as we declare it: one round trip. Only when the broker refuses our
+  // arguments (another program declared the queue first) is the code that learns and judges what
+  // the queue is loaded: a one-shot send does not pay for loading it.
+  async #declareOrAdopt(
+    connection: ChannelOpener,
+    queue: string,
+    options: OpenOptions,
+  ): Promise<TaskChannel<Channel>> {
+    const { confirm = false, onWarning = () => {} } = options;
+    const channel = await openChannel(connection, confirm);
+    try {
+      return { channel, info: await declareDurable(channel, queue, this.#typeArguments()) };
+    } catch (error) {
+      await channel.close().catch(() => {});
+      if (replyCode(error) !== 406) {
+        throw new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
+          cause: error,
+          code: replyCode(error),
+        });
+      }
+    }
+    const { declareOrAdopt } = await import("./existing_queue.ts");
+    return await declareOrAdopt(connection, queue, this.#typeArguments(), {
+      confirm,
+      onWarning,
+      allowLossy: this.allowLossy,
+      askedType: this.type,
+    });
   }
 
   #typeArguments(): Record<string, unknown> | undefined {
