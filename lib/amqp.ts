@@ -71,6 +71,14 @@ export function declareDurable(
   );
 }
 
+/** The error for a refused {@linkcode declareDurable} of `queue`: the broker's reason and code. */
+export function declareRefused(queue: string, error: unknown): AmqpError {
+  return new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
+    cause: error,
+    code: replyCode(error),
+  });
+}
+
 /** A passive declare: what `queue` holds, creating nothing. Fails (and closes the channel) when it does not exist. */
 export function checkDeclared(channel: Channel, queue: string): Promise<QueueInfo> {
   return channel.checkQueue(queue);

@@ -11,6 +11,7 @@ import {
   type ChannelOpener,
   checkDeclared,
   declareDurable,
+  declareRefused,
   openChannel,
   type QueueInfo,
 } from "../amqp.ts";
@@ -179,12 +180,7 @@ export async function declareOrAdopt(
       return { channel, info };
     } catch (error) {
       await channel.close().catch(() => {});
-      if (replyCode(error) !== 406) {
-        throw new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
-          cause: error,
-          code: replyCode(error),
-        });
-      }
+      if (replyCode(error) !== 406) throw declareRefused(queue, error);
       mismatch = parseMismatch(brokerReason(error));
       if (mismatch === undefined) {
         known = false;

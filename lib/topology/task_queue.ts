@@ -12,6 +12,7 @@ import {
   type ChannelOpener,
   type ConfirmChannel,
   declareDurable,
+  declareRefused,
   openChannel,
   type QueueInfo,
 } from "../amqp.ts";
@@ -22,7 +23,7 @@ import {
   type DelayRoute,
   delayRoute,
 } from "./delays.ts";
-import { AmqpError, brokerReason, replyCode } from "../broker/errors.ts";
+import { type AmqpError, replyCode } from "../broker/errors.ts";
 
 /**
  * The tutorial's queue name, shared with its Python and Java programs.
@@ -253,10 +254,7 @@ export class TaskQueue {
     try {
       return await declareDurable(channel, this.name, this.#typeArguments());
     } catch (error) {
-      throw new AmqpError(`Cannot declare queue "${this.name}": ${brokerReason(error)}`, {
-        cause: error,
-        code: replyCode(error),
-      });
+      throw declareRefused(this.name, error);
     }
   }
 
@@ -344,12 +342,7 @@ export class TaskQueue {
       return { channel, info: await declareDurable(channel, queue, this.#typeArguments()) };
     } catch (error) {
       await channel.close().catch(() => {});
-      if (replyCode(error) !== 406) {
-        throw new AmqpError(`Cannot declare queue "${queue}": ${brokerReason(error)}`, {
-          cause: error,
-          code: replyCode(error),
-        });
-      }
+      if (replyCode(error) !== 406) throw declareRefused(queue, error);
     }
     const { declareOrAdopt } = await import("./existing_queue.ts");
     return await declareOrAdopt(connection, queue, this.#typeArguments(), {
