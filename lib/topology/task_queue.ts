@@ -23,7 +23,7 @@ import {
   type DelayRoute,
   delayRoute,
 } from "./delays.ts";
-import { type AmqpError, replyCode } from "../broker/errors.ts";
+import { replyCode } from "../broker/errors.ts";
 
 /**
  * The tutorial's queue name, shared with its Python and Java programs.
