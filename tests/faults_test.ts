@@ -353,7 +353,12 @@ for (const type of ["classic", "quorum"] as const satisfies readonly QueueType[]
       await waitUntil("both delayed tasks done", async () => (await arrivals()).size === 2, 60_000);
       const arrived = await arrivals();
       for (const body of ["during", "after"]) {
-        assert.ok(arrived.get(body)! >= due[body]!, `${body} came early: ${worker.transcript()}`);
+        assert.ok(
+          arrived.get(body)! >= due[body]!,
+          `${body} came ${due[body]! - arrived.get(body)!} ms early (due ${
+            new Date(due[body]!).toISOString()
+          }): ${worker.transcript()}`,
+        );
       }
       assert.ok(
         arrived.get("after")! - due.after! < 5000,
