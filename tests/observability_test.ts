@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { brokerAnswers, startBroker, stopBroker, withManagementApi } from "./_broker_admin.ts";
 import {
+  type Broker,
   MANAGEMENT_URL,
   onBrokerHost,
   openBroker,
@@ -98,32 +99,44 @@ Deno.test(
     const queue = uniqueQueue("mgmt");
     await withManagementApi(async (managementUrl) => {
       await using broker = await openBroker();
-      // The task outlasts the test: the management API's figures lag by up to its collection
-      // interval, and a task that finished meanwhile would let the worker take the waiting one.
-      await using worker = startScript("worker.ts", ["--queue", queue, "--dot-ms", "600000"]);
-      await worker.waitForLines(/Waiting for messages/);
-      await broker.publish(queue, "busy.", "waiting");
-      await worker.waitForLines(/Received 'busy\.'/);
-      let stats: Record<string, unknown> = {};
-      await waitUntil("stats with 1 unacked", async () => {
-        const result = await runScript("queue.ts", [
-          "stats",
-          "--queue",
-          queue,
-          "--json",
-          "--management-url",
-          managementUrl,
-        ]);
-        stats = JSON.parse(result.stdout);
-        return stats.unacked === 1;
-      }, 20_000);
-      assert.equal(stats.ready, 1);
-      assert.equal(stats.consumers, 1);
-      assert.ok(stats.rates !== null && typeof stats.rates === "object");
-      await broker.deleteQueues(queue, `${queue}.dead`);
+      try {
+        await checkStats(managementUrl, broker, queue);
+      } finally {
+        // After the worker has gone: a worker declares its queue again when it is deleted.
+        await broker.deleteQueues(queue, `${queue}.dead`);
+      }
     });
   },
 );
+
+async function checkStats(
+  managementUrl: string,
+  broker: Broker,
+  queue: string,
+): Promise<void> {
+  // The task outlasts the test: the management API's figures lag by up to its collection
+  // interval, and a task that finished meanwhile would let the worker take the waiting one.
+  await using worker = startScript("worker.ts", ["--queue", queue, "--dot-ms", "600000"]);
+  await worker.waitForLines(/Waiting for messages/);
+  await broker.publish(queue, "busy.", "waiting");
+  await worker.waitForLines(/Received 'busy\.'/);
+  let stats: Record<string, unknown> = {};
+  await waitUntil("stats with 1 unacked", async () => {
+    const result = await runScript("queue.ts", [
+      "stats",
+      "--queue",
+      queue,
+      "--json",
+      "--management-url",
+      managementUrl,
+    ]);
+    stats = JSON.parse(result.stdout);
+    return stats.unacked === 1;
+  }, 20_000);
+  assert.equal(stats.ready, 1);
+  assert.equal(stats.consumers, 1);
+  assert.ok(stats.rates !== null && typeof stats.rates === "object");
+}
 
 Deno.test("worker --json prints one JSON object per line, each with its event", async () => {
   const queue = uniqueQueue("json");
