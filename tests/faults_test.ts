@@ -164,7 +164,8 @@ Deno.test("a worker whose queue is deleted declares it again and goes on consumi
     await broker.deleteQueues(queue);
     await waitUntil(
       "the cancel to be noticed",
-      () => worker.stderr.some((line) => /cancelled the consumer/.test(line)),
+      () =>
+        worker.stderr.some((line) => /cancelled the consumer \(the queue was deleted/.test(line)),
     );
     await waitUntil(
       "the worker to consume again",
@@ -261,7 +262,7 @@ for (const queueType of ["classic", "quorum"] as const) {
         }
         const takenBack = channelClosed
           ? /^The broker closed the channel \(.*timed out.*\); opening a new one$/
-          : /^The broker cancelled the consumer/;
+          : /^The broker cancelled the consumer \(.*outlasted the broker's consumer_timeout\)/;
         await waitUntil(
           `the broker to take the task back (${version.join(".")}): ${worker.transcript()}`,
           () => worker.stderr.some((line) => takenBack.test(line)),

@@ -73,7 +73,10 @@ export function describeEvent(event: WorkerEvent, tries: number): string | undef
     case "channel_lost":
       return `The broker closed the channel (${event.reason}); opening a new one`;
     case "consumer_cancelled":
-      return "The broker cancelled the consumer (queue deleted?); declaring the queue again";
+      // RabbitMQ says no reason with a cancel; these are the two it has (4.3+ cancels on a quorum
+      // queue where earlier versions closed the channel).
+      return "The broker cancelled the consumer (the queue was deleted, or a task outlasted the " +
+        "broker's consumer_timeout); declaring the queue again";
     case "stale_delivery":
       return `Task ${
         terminalSafe(event.id)
